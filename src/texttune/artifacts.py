@@ -1,0 +1,169 @@
+"""The saved run: what a run folder holds, how it is written atomically, and how it is checked on load."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shutil
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, ModelError
+
+logger = logging.getLogger(__name__)
+
+#: File names inside a run folder.
+MANIFEST_FILE = "texttune.json"
+METRICS_FILE = "metrics.json"
+TEST_METRICS_FILE = "test_metrics.json"
+TRAINING_LOG_FILE = "training_log.json"
+VALIDATION_DATA_FILE = "validation.parquet"
+CONFUSION_MATRIX_FILE = "confusion_matrix.png"
+REPORT_FILE = "report.txt"
+MODEL_CONFIG_FILE = "config.json"
+
+#: Version of the run folder layout; bumped when a reader of older runs would misread a newer one.
+RUN_FORMAT_VERSION = 1
+
+
+@dataclass
+class RunManifest:
+    """What a run is: enough to load it, predict label names and re-evaluate it."""
+
+    task: str
+    label_names: list[str]
+    text_column: str
+    text_pair_column: str | None
+    label_column: str
+    max_length: int
+    base_model: str
+    strategy: str = "full"
+    threshold: float = 0.5
+    trainable_parameters: int = 0
+    total_parameters: int = 0
+    config: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    format_version: int = RUN_FORMAT_VERSION
+    created: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, ensure_ascii=False)
+
+
+def library_versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    versions = {"python": platform.python_version()}
+    for name in ("texttune", "torch", "transformers", "datasets", "peft", "accelerate", "scikit-learn"):
+        try:
+            versions[name] = md.version(name)
+        except md.PackageNotFoundError:
+            continue
+    return versions
+
+
+def check_output_dir(output: str | Path, overwrite: bool) -> Path:
+    """Refuse to replace a non-empty folder unless ``--overwrite``; called before any work starts."""
+    path = Path(output)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--output {path} is a file; give a folder path")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise ConfigError(
+            f"output folder {path} is not empty; pass --overwrite to replace it or choose another --output"
+        )
+    return path
+
+
+class AtomicDir:
+    """Write a folder under a temporary sibling name and move it into place only when complete.
+
+    A crash leaves at most a hidden ``.NAME.tmp-*`` sibling, never a half-written ``NAME``.
+
+    Example:
+        >>> with AtomicDir("runs/a", overwrite=True) as tmp:  # doctest: +SKIP
+        ...     (tmp / "file").write_text("x")
+    """
+
+    def __init__(self, target: str | Path, overwrite: bool = False):
+        self.target = Path(target)
+        self.overwrite = overwrite
+        self.tmp = self.target.parent / f".{self.target.name}.tmp-{uuid.uuid4().hex[:8]}"
+
+    def __enter__(self) -> Path:
+        check_output_dir(self.target, self.overwrite)
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp.mkdir()
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        old = None
+        if self.target.exists():
+            check_output_dir(self.target, self.overwrite)
+            old = self.target.parent / f".{self.target.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(self.target, old)
+        os.replace(self.tmp, self.target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def write_json(path: Path, payload: Any) -> None:
+    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def write_manifest(folder: Path, manifest: RunManifest) -> None:
+    manifest.created = manifest.created or time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    manifest.versions = manifest.versions or library_versions()
+    (folder / MANIFEST_FILE).write_text(manifest.to_json() + "\n", encoding="utf-8")
+
+
+def read_manifest(run: str | Path) -> RunManifest:
+    """Read and check a run folder's manifest; names the missing file when the folder is not a complete run."""
+    folder = Path(run)
+    if not folder.exists():
+        raise ModelError(f"run folder not found: {folder}")
+    if not folder.is_dir():
+        raise ModelError(
+            f"{folder} is a file, not a run folder (give the --output folder of `texttune train`)"
+        )
+    manifest_path = folder / MANIFEST_FILE
+    if not manifest_path.is_file():
+        hint = (
+            "it looks like a plain transformers model; fine-tune it with `texttune train --model` first"
+            if (folder / MODEL_CONFIG_FILE).is_file()
+            else "give the --output folder of `texttune train`"
+        )
+        raise ModelError(f"{folder} is not a texttune run: {MANIFEST_FILE} is missing ({hint})")
+    try:
+        raw = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{manifest_path} is corrupt ({exc}); retrain the run") from None
+    version = raw.get("format_version")
+    if version != RUN_FORMAT_VERSION:
+        raise ModelError(
+            f"{folder} was written in run format {version}, this texttune reads format {RUN_FORMAT_VERSION}; "
+            "retrain it or use the texttune version listed in its texttune.json"
+        )
+    known = set(RunManifest.__dataclass_fields__)
+    try:
+        manifest = RunManifest(**{k: v for k, v in raw.items() if k in known})
+    except TypeError as exc:
+        raise ModelError(f"{manifest_path} is incomplete ({exc}); retrain the run") from None
+    return manifest
+
+
+def require_files(folder: Path, names: list[str]) -> None:
+    missing = [name for name in names if not (folder / name).exists()]
+    if missing:
+        raise ModelError(f"run folder {folder} is incomplete: missing {', '.join(missing)}; retrain the run")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -1,0 +1,296 @@
+"""Run configuration: one dataclass per concern, every field with help text.
+
+Field names are unique across the dataclasses so that a flat YAML file (``--config run.yaml``) and the
+command-line flags (``--learning-rate`` -> ``learning_rate``) address the same fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+TASKS = ("auto", "single_label", "multi_label", "regression")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+@dataclass
+class DataConfig:
+    """Where the data comes from and how its columns map to texts and labels."""
+
+    data: str | None = field(
+        default=None,
+        metadata={
+            "help": "Training data: a CSV/TSV/JSON/JSONL/Parquet file, a folder saved with "
+            "datasets.save_to_disk, a built-in dataset name (see `texttune datasets`) or a hub dataset name."
+        },
+    )
+    validation: str | None = field(
+        default=None,
+        metadata={"help": "Validation data (same formats). Default: a stratified split of --data."},
+    )
+    test: str | None = field(
+        default=None, metadata={"help": "Test data (same formats), evaluated after training."}
+    )
+    text_column: str | None = field(
+        default=None,
+        metadata={"help": "Column holding the text. Default: detected (text, sentence, review, ...)."},
+    )
+    text_pair_column: str | None = field(
+        default=None, metadata={"help": "Column holding the second text of a sentence pair."}
+    )
+    label_column: str | None = field(
+        default=None,
+        metadata={"help": "Column holding the label. Default: detected (label, labels, category, ...)."},
+    )
+    label_delimiter: str | None = field(
+        default=None,
+        metadata={
+            "help": "Split string labels on this delimiter into several labels (makes the task multi-label)."
+        },
+    )
+    task: str = field(
+        default="auto",
+        metadata={
+            "help": "single_label, multi_label or regression. auto: multi_label for list labels or "
+            "--label-delimiter, regression for float labels, else single_label."
+        },
+    )
+    validation_split: float = field(
+        default=0.1, metadata={"help": "Share of --data held out (stratified) when no --validation is given."}
+    )
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Use at most this many training rows (a seeded random subset)."}
+    )
+    max_eval_samples: int | None = field(
+        default=None,
+        metadata={"help": "Use at most this many validation/test rows (a seeded random subset)."},
+    )
+    encoding: str = field(default="utf-8", metadata={"help": "Text encoding of CSV/TSV/JSON files."})
+    strict: bool = field(
+        default=False,
+        metadata={"help": "Fail on empty or missing texts instead of dropping them with a warning."},
+    )
+    data_seed: int = field(default=42, metadata={"help": "Seed for the validation split and the subsets."})
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ConfigError(f"--task {self.task!r} is not one of {', '.join(TASKS)}")
+        if not 0.0 < self.validation_split < 1.0:
+            raise ConfigError(
+                f"--validation-split must be between 0 and 1 (exclusive), got {self.validation_split}"
+            )
+        for name in ("max_train_samples", "max_eval_samples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{_flag(name)} must be a positive number, got {value}")
+        if self.label_delimiter == "":
+            raise ConfigError("--label-delimiter must not be empty")
+        if self.label_delimiter is not None and self.task in ("single_label", "regression"):
+            raise ConfigError(
+                f"--label-delimiter makes labels multi-label; it cannot be used with --task {self.task}"
+            )
+
+
+@dataclass
+class ModelConfig:
+    """Which pretrained model to start from and how texts are cut to fit it."""
+
+    model: str = field(
+        default="minilm",
+        metadata={
+            "help": "A built-in model name (see `texttune models`), a local model folder or a hub model id."
+        },
+    )
+    max_length: int | None = field(
+        default=None,
+        metadata={"help": "Truncate texts to this many tokens. Default: the model's limit, at most 512."},
+    )
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Allow models whose code lives in the checkpoint (runs that code!)."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.max_length is not None and self.max_length < 8:
+            raise ConfigError(f"--max-length must be at least 8 tokens, got {self.max_length}")
+
+
+@dataclass
+class TrainConfig:
+    """How to train. Defaults follow the BERT paper's fine-tuning recipe (Devlin et al., 2019, A.3):
+    learning rate 2e-5 (from its grid {5e-5, 3e-5, 2e-5}), batch size 32, 3 epochs, linear decay after a 10%
+    warmup, weight decay 0.01. Evaluation runs every epoch and the best epoch is kept."""
+
+    output: str | None = field(default=None, metadata={"help": "Folder to write the run into."})
+    overwrite: bool = field(default=False, metadata={"help": "Replace --output if it already holds files."})
+    learning_rate: float = field(default=2e-5, metadata={"help": "Peak learning rate (AdamW)."})
+    epochs: float = field(default=3.0, metadata={"help": "Number of passes over the training data."})
+    batch_size: int = field(default=32, metadata={"help": "Training batch size per device."})
+    eval_batch_size: int = field(default=64, metadata={"help": "Evaluation and prediction batch size."})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    warmup_ratio: float = field(
+        default=0.1, metadata={"help": "Share of training steps with a linear learning-rate warmup."}
+    )
+    gradient_accumulation_steps: int = field(
+        default=1,
+        metadata={"help": "Accumulate gradients over this many batches before each optimizer step."},
+    )
+    seed: int = field(default=42, metadata={"help": "Random seed for model initialisation and data order."})
+    precision: str = field(
+        default="auto",
+        metadata={
+            "help": "fp32, fp16 or bf16. auto: bf16 on GPUs that support it, else fp16 on GPU, fp32 on CPU."
+        },
+    )
+    metric_for_best_model: str | None = field(
+        default=None,
+        metadata={
+            "help": "Validation metric that picks the best epoch. Default: accuracy, or mse for regression."
+        },
+    )
+    early_stopping_patience: int | None = field(
+        default=None, metadata={"help": "Stop after this many evaluations without improvement."}
+    )
+    group_by_length: bool = field(
+        default=True,
+        metadata={"help": "Batch texts of similar length together so that less padding is computed."},
+    )
+    logging_steps: int = field(default=50, metadata={"help": "Log the training loss every N steps."})
+    progress: bool = field(default=True, metadata={"help": "Show progress bars."})
+    use_cpu: bool = field(default=False, metadata={"help": "Train on the CPU even when a GPU is present."})
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"--precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        positive = ("learning_rate", "epochs", "batch_size", "eval_batch_size", "gradient_accumulation_steps")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{_flag(name)} must be positive, got {getattr(self, name)}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ConfigError(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"--weight-decay must not be negative, got {self.weight_decay}")
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            raise ConfigError(
+                f"--early-stopping-patience must be at least 1, got {self.early_stopping_patience}"
+            )
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a training run."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    SECTIONS = ("data", "model", "train")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: dataclasses.asdict(getattr(self, name)) for name in self.SECTIONS}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunConfig:
+        """Build from a nested ``{"data": {...}, ...}`` or a flat ``{"learning_rate": ..., ...}`` mapping."""
+        flat: dict[str, Any] = {}
+        for key, value in values.items():
+            if key in cls.SECTIONS and isinstance(value, dict):
+                flat.update(value)
+            else:
+                flat[key] = value
+        return cls.from_flat(flat)
+
+    @classmethod
+    def from_flat(cls, flat: dict[str, Any], source: str = "config") -> RunConfig:
+        owners = field_owners()
+        unknown = sorted(set(flat) - set(owners))
+        if unknown:
+            raise ConfigError(
+                f"unknown {source} key(s): {', '.join(unknown)}; known keys: {', '.join(sorted(owners))}"
+            )
+        parts: dict[str, dict[str, Any]] = {name: {} for name in cls.SECTIONS}
+        for key, value in flat.items():
+            parts[owners[key]][key] = _coerce(key, value, source)
+        return cls(
+            data=DataConfig(**parts["data"]),
+            model=ModelConfig(**parts["model"]),
+            train=TrainConfig(**parts["train"]),
+        )
+
+
+_SECTION_CLASSES = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+def field_owners() -> dict[str, str]:
+    """Map every field name to the section that owns it."""
+    return {f.name: section for section, klass in _SECTION_CLASSES.items() for f in dataclasses.fields(klass)}
+
+
+def field_types() -> dict[str, str]:
+    return {f.name: str(f.type) for klass in _SECTION_CLASSES.values() for f in dataclasses.fields(klass)}
+
+
+def _coerce(key: str, value: Any, source: str) -> Any:
+    """Check a YAML value against the field's declared type; YAML gives ints/floats/bools natively."""
+    kind = field_types()[key]
+    if value is None:
+        if "None" in kind:
+            return None
+        raise ConfigError(f"{source} key {key!r} must not be empty")
+    if kind.startswith("bool"):
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{source} key {key!r} must be true or false, got {value!r}")
+    if kind.startswith("int"):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{source} key {key!r} must be a whole number, got {value!r}")
+    if kind.startswith("float"):
+        if isinstance(value, str):
+            try:
+                return float(value)  # YAML reads 2e-5 (no dot) as a string
+            except ValueError:
+                pass
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{source} key {key!r} must be a number, got {value!r}")
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise ConfigError(f"{source} key {key!r} must be a string, got {value!r}")
+
+
+def load_yaml_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML run config into a flat mapping of field names (sections are flattened)."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path} (check --config)")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of option names to values")
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in RunConfig.SECTIONS and isinstance(value, dict):
+            flat.update(value)
+        else:
+            flat[str(key).replace("-", "_")] = value
+    owners = field_owners()
+    unknown = sorted(set(flat) - set(owners))
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) in {path}: {', '.join(unknown)}; known keys: {', '.join(sorted(owners))}"
+        )
+    return {key: _coerce(key, value, f"config file {path}:") for key, value in flat.items()}

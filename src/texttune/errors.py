@@ -1,0 +1,19 @@
+"""User-facing errors. Each message names what was wrong and the flag or fix."""
+
+from __future__ import annotations
+
+
+class TexttuneError(Exception):
+    """Base class for errors caused by user input; the CLI prints them on one line and exits 2."""
+
+
+class ConfigError(TexttuneError):
+    """An invalid option, option combination or config file."""
+
+
+class DataError(TexttuneError):
+    """A data source that cannot be read or does not hold what the run needs."""
+
+
+class ModelError(TexttuneError):
+    """A model path or run folder that cannot be loaded."""

@@ -1,0 +1,262 @@
+"""Load a saved run and predict label names and probabilities for texts, pairs or whole files."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .artifacts import MODEL_CONFIG_FILE, RunManifest, read_manifest, require_files
+from .data import LABELS, MULTI_LABEL, REGRESSION, TEXT, TEXT_PAIR, iter_frames, resolve_text_columns
+from .errors import DataError
+from .metrics import evaluate_predictions, sigmoid, softmax
+
+logger = logging.getLogger(__name__)
+
+#: Output formats of :meth:`Predictor.predict_file`, by file extension.
+OUTPUT_FORMATS = (".csv", ".tsv", ".jsonl", ".parquet")
+
+
+@dataclass
+class Prediction:
+    """One text's prediction.
+
+    ``label`` is the class name (a list of names for multi-label, the value for regression); ``score`` the
+    probability of ``label`` (for multi-label the lowest probability among the chosen labels, for regression
+    the value); ``probabilities`` maps every class name to its probability.
+    """
+
+    label: Any
+    score: float
+    probabilities: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "score": self.score, "probabilities": self.probabilities}
+
+
+def select_device(device: str | None = None) -> str:
+    import torch
+
+    if device:
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_model_for_run(run: Path, manifest: RunManifest):
+    """The trained model of a run, in eval mode. Weights load from safetensors only."""
+    from transformers import AutoModelForSequenceClassification
+
+    require_files(run, [MODEL_CONFIG_FILE, "model.safetensors"])
+    return AutoModelForSequenceClassification.from_pretrained(str(run), use_safetensors=True)
+
+
+class Predictor:
+    """Predict with a saved run.
+
+    Example:
+        >>> predictor = Predictor.load("runs/demo")  # doctest: +SKIP
+        >>> predictor.predict(["a gripping, beautiful film"])[0].label  # doctest: +SKIP
+        'fresh'
+    """
+
+    def __init__(self, model, tokenizer, manifest: RunManifest, *, device: str = "cpu", batch_size: int = 64):
+        self.model = model.to(device).eval()
+        self.tokenizer = tokenizer
+        self.manifest = manifest
+        self.device = device
+        self.batch_size = batch_size
+
+    @classmethod
+    def load(cls, run: str | os.PathLike, *, device: str | None = None, batch_size: int = 64) -> Predictor:
+        """Load the run folder written by :func:`texttune.train`."""
+        from .tokenization import load_tokenizer
+
+        folder = Path(run)
+        manifest = read_manifest(folder)
+        model = load_model_for_run(folder, manifest)
+        tokenizer = load_tokenizer(str(folder))
+        return cls(model, tokenizer, manifest, device=select_device(device), batch_size=batch_size)
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self.manifest.label_names)
+
+    @property
+    def task(self) -> str:
+        return self.manifest.task
+
+    def logits(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> np.ndarray:
+        """Raw model outputs, shape (n, num_labels), in input order.
+
+        Texts are sorted by length and batched so each batch pads to a similar length.
+        """
+        import torch
+
+        texts = [str(t) for t in texts]
+        if pairs is not None:
+            pairs = [str(p) for p in pairs]
+            if len(pairs) != len(texts):
+                raise DataError(
+                    f"got {len(texts)} texts but {len(pairs)} pair texts; give one pair text per text"
+                )
+        if not texts:
+            return np.zeros((0, self.model.config.num_labels), dtype=np.float32)
+        encoded = self.tokenizer(
+            texts, pairs, truncation="longest_first" if pairs else True, max_length=self.manifest.max_length
+        )
+        order = np.argsort([len(ids) for ids in encoded["input_ids"]], kind="stable")
+        out = np.zeros((len(texts), self.model.config.num_labels), dtype=np.float32)
+        keys = list(encoded.keys())
+        with torch.inference_mode():
+            for start in range(0, len(texts), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                features = [{k: encoded[k][i] for k in keys} for i in idx]
+                batch = self.tokenizer.pad(features, return_tensors="pt")
+                batch = {k: v.to(self.device) for k, v in batch.items()}
+                out[idx] = self.model(**batch).logits.float().cpu().numpy()
+        return out
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        if self.task == REGRESSION:
+            return logits
+        if self.task == MULTI_LABEL:
+            return sigmoid(logits)
+        return softmax(logits)
+
+    def predict(
+        self, texts: Sequence[str] | str, pairs: Sequence[str] | str | None = None
+    ) -> list[Prediction]:
+        """Predict label names and probabilities for each text (and its pair text)."""
+        if isinstance(texts, str):
+            texts = [texts]
+        if isinstance(pairs, str):
+            pairs = [pairs]
+        return self._to_predictions(self.probabilities(self.logits(texts, pairs)))
+
+    def _to_predictions(self, probs: np.ndarray) -> list[Prediction]:
+        names = self.label_names
+        results = []
+        for row in probs:
+            if self.task == REGRESSION:
+                value = float(row[0])
+                results.append(Prediction(label=value, score=value, probabilities={}))
+                continue
+            probabilities = {name: float(p) for name, p in zip(names, row)}
+            if self.task == MULTI_LABEL:
+                chosen = [n for n, p in zip(names, row) if p >= self.manifest.threshold]
+                score = min((probabilities[n] for n in chosen), default=float(1 - row.max()))
+                results.append(Prediction(label=chosen, score=score, probabilities=probabilities))
+            else:
+                best = int(row.argmax())
+                results.append(
+                    Prediction(label=names[best], score=float(row[best]), probabilities=probabilities)
+                )
+        return results
+
+    def evaluate(self, dataset) -> dict[str, Any]:
+        """Every metric on a prepared dataset (columns ``text``, optional ``text_pair``, ``labels``)."""
+        pairs = dataset[TEXT_PAIR] if TEXT_PAIR in dataset.column_names else None
+        logits = self.logits(dataset[TEXT], pairs)
+        return evaluate_predictions(
+            self.task, self.label_names, logits, np.asarray(dataset[LABELS]), self.manifest.threshold
+        )
+
+    def iter_file_predictions(
+        self,
+        source: str,
+        *,
+        text_column: str | None = None,
+        text_pair_column: str | None = None,
+        chunk_size: int = 2048,
+        encoding: str = "utf-8",
+    ) -> Iterator[Any]:
+        """Stream a file in chunks; yields each chunk (a DataFrame) with prediction columns added."""
+        resolved: tuple[str, str | None] | None = None
+        for frame in iter_frames(source, chunk_size, encoding=encoding):
+            if resolved is None:
+                resolved = resolve_text_columns(
+                    [str(c) for c in frame.columns],
+                    text_column or self._default_column(frame, self.manifest.text_column),
+                    text_pair_column or self._default_column(frame, self.manifest.text_pair_column),
+                )
+            text_col, pair_col = resolved
+            texts = frame[text_col].fillna("").astype(str).tolist()
+            pairs = frame[pair_col].fillna("").astype(str).tolist() if pair_col else None
+            probs = self.probabilities(self.logits(texts, pairs))
+            yield self._add_columns(frame, probs)
+
+    @staticmethod
+    def _default_column(frame, name: str | None) -> str | None:
+        """Reuse the training column name when the file has it; otherwise detect."""
+        return name if name is not None and name in frame.columns else None
+
+    def _add_columns(self, frame, probs: np.ndarray):
+        frame = frame.copy()
+        predictions = self._to_predictions(probs)
+        if self.task == REGRESSION:
+            frame["predicted_value"] = [p.label for p in predictions]
+            return frame
+        if self.task == MULTI_LABEL:
+            frame["predicted_labels"] = [self._join(p.label) for p in predictions]
+        else:
+            frame["predicted_label"] = [p.label for p in predictions]
+            frame["score"] = [p.score for p in predictions]
+        for j, name in enumerate(self.label_names):
+            frame[f"prob_{name}"] = probs[:, j]
+        return frame
+
+    def _join(self, labels: list[str]) -> str:
+        return "|".join(labels)
+
+    def predict_file(self, source: str, output: str | os.PathLike, **kwargs: Any) -> int:
+        """Predict every row of ``source`` and write the rows with prediction columns to ``output``.
+
+        Streams in chunks (memory does not grow with the file); ``output`` appears only when complete.
+        Returns the number of rows written.
+        """
+        output = Path(output)
+        suffix = output.suffix.lower()
+        if suffix not in OUTPUT_FORMATS:
+            raise DataError(f"--output {output} must end in one of {', '.join(OUTPUT_FORMATS)}")
+        tmp = output.parent / f".{output.name}.tmp-{os.getpid()}"
+        output.parent.mkdir(parents=True, exist_ok=True)
+        rows = 0
+        writer = None
+        try:
+            for frame in self.iter_file_predictions(source, **kwargs):
+                rows += len(frame)
+                writer = _write_chunk(tmp, suffix, frame, writer)
+            if writer is not None and suffix == ".parquet":
+                writer.close()
+            if rows == 0:
+                raise DataError(f"{source} has no rows to predict")
+            os.replace(tmp, output)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        return rows
+
+
+def _write_chunk(path: Path, suffix: str, frame, writer):
+    """Append one chunk; returns the writer state (the Parquet writer, or True once a header is written)."""
+    if suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if writer is None:
+            writer = pq.ParquetWriter(str(path), table.schema)
+        writer.write_table(table)
+        return writer
+    if suffix == ".jsonl":
+        with path.open("a", encoding="utf-8") as handle:
+            frame.to_json(handle, orient="records", lines=True, force_ascii=False)
+        return True
+    sep = "\t" if suffix == ".tsv" else ","
+    frame.to_csv(path, mode="a", header=writer is None, index=False, sep=sep)
+    return True

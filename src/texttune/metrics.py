@@ -1,0 +1,203 @@
+"""Metrics from logits with scikit-learn, per-class reports and the confusion-matrix picture."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .data import MULTI_LABEL, REGRESSION
+
+logger = logging.getLogger(__name__)
+
+#: Multi-label decision threshold on each label's sigmoid probability.
+DEFAULT_THRESHOLD = 0.5
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-logits))
+
+
+def evaluate_predictions(
+    task: str,
+    label_names: list[str],
+    logits: np.ndarray,
+    labels: np.ndarray,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> dict[str, Any]:
+    """Every metric for one split: scalar metrics at the top level, plus ``per_class`` and ``confusion_matrix``.
+
+    Example:
+        >>> import numpy as np
+        >>> r = evaluate_predictions("single_label", ["a", "b"], np.array([[2.0, 0.0], [0.0, 1.0]]), np.array([0, 1]))
+        >>> r["accuracy"]
+        1.0
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.asarray(labels)
+    if task == REGRESSION:
+        return _regression(logits.reshape(-1), labels.reshape(-1).astype(np.float64))
+    if task == MULTI_LABEL:
+        return _multi_label(label_names, logits, labels.astype(int), threshold)
+    return _single_label(label_names, logits, labels.astype(int))
+
+
+def scalar_metrics(report: dict[str, Any]) -> dict[str, float]:
+    """The numbers of a report that fit on one log line (what the Trainer logs per epoch)."""
+    return {k: float(v) for k, v in report.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def make_compute_metrics(task: str, label_names: list[str], threshold: float = DEFAULT_THRESHOLD):
+    """A ``compute_metrics`` callback for ``Trainer`` that logs the scalar metrics of :func:`evaluate_predictions`."""
+
+    def compute_metrics(eval_prediction) -> dict[str, float]:
+        logits = eval_prediction.predictions
+        if isinstance(logits, tuple):
+            logits = logits[0]
+        report = evaluate_predictions(task, label_names, logits, eval_prediction.label_ids, threshold)
+        return scalar_metrics(report)
+
+    return compute_metrics
+
+
+def default_best_metric(task: str) -> tuple[str, bool]:
+    """(metric name, greater is better) used to pick the best epoch when ``--metric-for-best-model`` is unset."""
+    if task == REGRESSION:
+        return "mse", False
+    if task == MULTI_LABEL:
+        return "f1_micro", True
+    return "accuracy", True
+
+
+def metric_direction(name: str) -> bool:
+    """Whether a larger value of metric ``name`` is better."""
+    return not any(part in name for part in ("loss", "mse", "mae", "error"))
+
+
+def _single_label(label_names: list[str], logits: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    from sklearn.metrics import (
+        accuracy_score,
+        confusion_matrix,
+        matthews_corrcoef,
+        precision_recall_fscore_support,
+    )
+
+    preds = logits.argmax(axis=-1)
+    ids = list(range(len(label_names)))
+    p, r, f, s = precision_recall_fscore_support(labels, preds, labels=ids, zero_division=0)
+    macro = precision_recall_fscore_support(labels, preds, labels=ids, average="macro", zero_division=0)
+    weighted_f1 = precision_recall_fscore_support(
+        labels, preds, labels=ids, average="weighted", zero_division=0
+    )[2]
+    return {
+        "accuracy": float(accuracy_score(labels, preds)),
+        "precision_macro": float(macro[0]),
+        "recall_macro": float(macro[1]),
+        "f1_macro": float(macro[2]),
+        "f1_weighted": float(weighted_f1),
+        "mcc": float(matthews_corrcoef(labels, preds)) if len(labels) else 0.0,
+        "samples": int(len(labels)),
+        "per_class": {
+            name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+            for i, name in enumerate(label_names)
+        },
+        "confusion_matrix": confusion_matrix(labels, preds, labels=ids).tolist(),
+    }
+
+
+def _multi_label(
+    label_names: list[str], logits: np.ndarray, labels: np.ndarray, threshold: float
+) -> dict[str, Any]:
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+    preds = (sigmoid(logits) >= threshold).astype(int)
+    p, r, f, s = precision_recall_fscore_support(labels, preds, zero_division=0)
+    micro = precision_recall_fscore_support(labels, preds, average="micro", zero_division=0)
+    macro = precision_recall_fscore_support(labels, preds, average="macro", zero_division=0)
+    return {
+        "subset_accuracy": float(accuracy_score(labels, preds)),
+        "f1_micro": float(micro[2]),
+        "f1_macro": float(macro[2]),
+        "precision_micro": float(micro[0]),
+        "recall_micro": float(micro[1]),
+        "samples": int(len(labels)),
+        "per_class": {
+            name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+            for i, name in enumerate(label_names)
+        },
+    }
+
+
+def _regression(preds: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    from scipy.stats import pearsonr, spearmanr
+    from sklearn.metrics import mean_absolute_error, mean_squared_error
+
+    constant = len(labels) < 2 or np.std(preds) == 0 or np.std(labels) == 0
+    return {
+        "mse": float(mean_squared_error(labels, preds)),
+        "mae": float(mean_absolute_error(labels, preds)),
+        "pearson": 0.0 if constant else float(pearsonr(preds, labels)[0]),
+        "spearman": 0.0 if constant else float(spearmanr(preds, labels)[0]),
+        "samples": int(len(labels)),
+    }
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """A plain-text table of a report: scalar metrics, then one row per class."""
+    lines = [f"{name:<18}{value:.4f}" for name, value in scalar_metrics(report).items() if name != "samples"]
+    per_class = report.get("per_class")
+    if per_class:
+        width = max(12, *(len(n) + 2 for n in per_class))
+        lines.append("")
+        lines.append(f"{'class':<{width}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
+        for name, row in per_class.items():
+            lines.append(
+                f"{name:<{width}}{row['precision']:>10.4f}{row['recall']:>10.4f}{row['f1']:>10.4f}{row['support']:>10d}"
+            )
+    return "\n".join(lines)
+
+
+def plot_confusion_matrix(
+    matrix: list[list[int]], label_names: list[str], path: str | Path, title: str = ""
+) -> Path:
+    """Draw the confusion matrix (rows: true label, columns: predicted) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = np.asarray(matrix)
+    size = max(4.0, 0.6 * len(label_names) + 2.5)
+    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    image = ax.imshow(data, cmap="Blues")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_xticks(range(len(label_names)), labels=label_names, rotation=45, ha="right")
+    ax.set_yticks(range(len(label_names)), labels=label_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if title:
+        ax.set_title(title)
+    threshold = data.max() / 2 if data.size else 0
+    for i in range(data.shape[0]):
+        for j in range(data.shape[1]):
+            ax.text(
+                j,
+                i,
+                str(data[i, j]),
+                ha="center",
+                va="center",
+                color="white" if data[i, j] > threshold else "black",
+            )
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

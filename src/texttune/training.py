@@ -1,0 +1,270 @@
+"""The one place a ``Trainer`` is built and run, and a finished run is written."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .artifacts import (
+    CONFUSION_MATRIX_FILE,
+    METRICS_FILE,
+    REPORT_FILE,
+    TEST_METRICS_FILE,
+    TRAINING_LOG_FILE,
+    VALIDATION_DATA_FILE,
+    AtomicDir,
+    RunManifest,
+    check_output_dir,
+    write_json,
+    write_manifest,
+)
+from .config import RunConfig
+from .data import MULTI_LABEL, REGRESSION, PreparedData, load_training_data
+from .errors import ConfigError
+from .metrics import (
+    DEFAULT_THRESHOLD,
+    default_best_metric,
+    format_report,
+    make_compute_metrics,
+    metric_direction,
+    plot_confusion_matrix,
+    scalar_metrics,
+)
+from .modeling import build_model, count_parameters, resolve_model_path
+from .tokenization import load_tokenizer, make_collator, resolve_max_length, tokenize_dataset
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: where the run is and how it did."""
+
+    output: Path
+    metrics: dict[str, Any]
+    test_metrics: dict[str, Any] | None
+    train_seconds: float
+    train_samples: int
+    trainable_parameters: int
+    total_parameters: int
+    log_history: list[dict[str, Any]] = field(default_factory=list)
+    model: Any = field(default=None, repr=False)  # the trained model, still in memory
+
+    @property
+    def train_samples_per_second(self) -> float:
+        return self.train_samples / self.train_seconds if self.train_seconds else 0.0
+
+
+def precision_flags(precision: str, use_cpu: bool) -> dict[str, bool]:
+    """Mixed precision where the hardware has it. On CPU we keep fp32: bf16 matmuls are slower without AMX."""
+    import torch
+
+    on_gpu = torch.cuda.is_available() and not use_cpu
+    if precision == "auto":
+        if not on_gpu:
+            return {}
+        return {"bf16": True} if torch.cuda.is_bf16_supported() else {"fp16": True}
+    if precision == "fp32":
+        return {}
+    if precision == "fp16" and not on_gpu:
+        raise ConfigError("--precision fp16 needs a CUDA GPU; use --precision fp32 or bf16 on CPU")
+    return {precision: True}
+
+
+def build_training_arguments(config: RunConfig, output_dir: Path, task: str, has_validation: bool):
+    """Map our :class:`TrainConfig` onto ``TrainingArguments``."""
+    from transformers import TrainingArguments
+
+    train = config.train
+    metric, greater = default_best_metric(task)
+    if train.metric_for_best_model:
+        metric = train.metric_for_best_model.removeprefix("eval_")
+        greater = metric_direction(metric)
+    strategy = "epoch" if has_validation else "no"
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        learning_rate=train.learning_rate,
+        num_train_epochs=train.epochs,
+        per_device_train_batch_size=train.batch_size,
+        per_device_eval_batch_size=train.eval_batch_size,
+        weight_decay=train.weight_decay,
+        warmup_steps=train.warmup_ratio,  # a float below 1 is a ratio in transformers 5
+        gradient_accumulation_steps=train.gradient_accumulation_steps,
+        lr_scheduler_type="linear",
+        seed=train.seed,
+        eval_strategy=strategy,
+        save_strategy=strategy,
+        save_total_limit=1,
+        load_best_model_at_end=has_validation,
+        metric_for_best_model=metric if has_validation else None,
+        greater_is_better=greater if has_validation else None,
+        train_sampling_strategy="group_by_length" if train.group_by_length else "random",
+        logging_steps=train.logging_steps,
+        logging_first_step=True,
+        disable_tqdm=not train.progress,
+        report_to="none",
+        use_cpu=train.use_cpu,
+        **precision_flags(train.precision, train.use_cpu),
+    )
+
+
+def _check_metric_name(config: RunConfig, report: dict[str, Any]) -> None:
+    name = config.train.metric_for_best_model
+    if (
+        name
+        and name.removeprefix("eval_") not in scalar_metrics(report)
+        and name.removeprefix("eval_") != "loss"
+    ):
+        known = ", ".join(sorted(scalar_metrics(report)) + ["loss"])
+        raise ConfigError(
+            f"--metric-for-best-model {name!r} is not a metric of this task; choose one of {known}"
+        )
+
+
+def train(config: RunConfig) -> TrainResult:
+    """Fine-tune, evaluate and save a run into ``config.train.output``.
+
+    Example:
+        >>> from texttune import RunConfig, DataConfig, TrainConfig, train
+        >>> cfg = RunConfig(data=DataConfig(data="rotten_tomatoes"), train=TrainConfig(output="runs/rt"))
+        >>> result = train(cfg)  # doctest: +SKIP
+        >>> result.metrics["accuracy"]  # doctest: +SKIP
+    """
+    from transformers import EarlyStoppingCallback, Trainer
+
+    if not config.train.output:
+        raise ConfigError("no output folder given; pass --output DIR")
+    if not config.data.data:
+        raise ConfigError(
+            "no training data given; pass --data FILE or a built-in name (see `texttune datasets`)"
+        )
+    output = check_output_dir(config.train.output, config.train.overwrite)
+    data = load_training_data(config.data)
+    if config.train.metric_for_best_model:
+        _check_metric_name(config, _dummy_report(data))
+
+    model_path = resolve_model_path(config.model.model)
+    tokenizer = load_tokenizer(model_path, trust_remote_code=config.model.trust_remote_code)
+    max_length = resolve_max_length(tokenizer, config.model.max_length)
+    encoded = {name: tokenize_dataset(split, tokenizer, max_length) for name, split in data.splits.items()}
+    model = build_model(
+        model_path,
+        task=data.task,
+        label_names=data.label_names,
+        tokenizer=tokenizer,
+        trust_remote_code=config.model.trust_remote_code,
+    )
+    trainable, total = count_parameters(model)
+    logger.info(
+        "parameters: %s trainable of %s (%.1f%%)", f"{trainable:,}", f"{total:,}", 100 * trainable / total
+    )
+
+    with AtomicDir(output, overwrite=config.train.overwrite) as tmp:
+        has_validation = "validation" in encoded
+        args = build_training_arguments(config, tmp / CHECKPOINT_DIR, data.task, has_validation)
+        callbacks = []
+        if config.train.early_stopping_patience and has_validation:
+            callbacks.append(
+                EarlyStoppingCallback(early_stopping_patience=config.train.early_stopping_patience)
+            )
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=encoded["train"],
+            eval_dataset=encoded.get("validation"),
+            processing_class=tokenizer,
+            data_collator=make_collator(tokenizer),
+            compute_metrics=make_compute_metrics(data.task, data.label_names),
+            callbacks=callbacks,
+        )
+        started = time.perf_counter()
+        train_output = trainer.train()
+        train_seconds = time.perf_counter() - started
+
+        # save_pretrained, not trainer.save_model: the latter adds a pickled training_args.bin.
+        trainer.model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        _remove_checkpoints(tmp / CHECKPOINT_DIR)
+        manifest = RunManifest(
+            task=data.task,
+            label_names=data.label_names,
+            text_column=data.text_column,
+            text_pair_column=data.text_pair_column,
+            label_column=data.label_column,
+            max_length=max_length,
+            base_model=config.model.model,
+            threshold=DEFAULT_THRESHOLD,
+            trainable_parameters=trainable,
+            total_parameters=total,
+            config=config.to_dict(),
+        )
+        write_manifest(tmp, manifest)
+        log_history = list(trainer.state.log_history)
+        write_json(tmp / TRAINING_LOG_FILE, log_history)
+
+        metrics, test_metrics = _final_evaluation(tmp, data)
+        metrics["train_seconds"] = round(train_seconds, 2)
+        metrics["train_samples_per_second"] = round(
+            float(train_output.metrics.get("train_samples_per_second", 0)), 3
+        )
+        metrics["trainable_parameters"] = trainable
+        metrics["total_parameters"] = total
+        write_json(tmp / METRICS_FILE, metrics)
+        if test_metrics is not None:
+            write_json(tmp / TEST_METRICS_FILE, test_metrics)
+
+    logger.info("run written to %s", output)
+    return TrainResult(
+        output=output,
+        metrics=metrics,
+        test_metrics=test_metrics,
+        train_seconds=train_seconds,
+        train_samples=len(encoded["train"]),
+        trainable_parameters=trainable,
+        total_parameters=total,
+        log_history=log_history,
+        model=trainer.model,
+    )
+
+
+def _dummy_report(data: PreparedData) -> dict[str, Any]:
+    """A report with every metric name of the task, to validate ``--metric-for-best-model`` before training."""
+    import numpy as np
+
+    from .metrics import evaluate_predictions
+
+    n = max(1, len(data.label_names))
+    if data.task == REGRESSION:
+        return evaluate_predictions(data.task, [], np.zeros((2, 1)), np.zeros(2))
+    labels = np.zeros((2, n)) if data.task == MULTI_LABEL else np.zeros(2)
+    return evaluate_predictions(data.task, data.label_names, np.zeros((2, n)), labels)
+
+
+def _final_evaluation(run: Path, data: PreparedData) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Evaluate through the saved run, exactly as ``texttune evaluate`` will, and keep the validation split."""
+    from .inference import Predictor
+
+    predictor = Predictor.load(run)
+    metrics: dict[str, Any] = {}
+    if "validation" in data.splits:
+        validation = data.splits["validation"]
+        validation.to_parquet(str(run / VALIDATION_DATA_FILE))
+        metrics = predictor.evaluate(validation)
+        (run / REPORT_FILE).write_text(format_report(metrics) + "\n", encoding="utf-8")
+        if "confusion_matrix" in metrics:
+            plot_confusion_matrix(
+                metrics["confusion_matrix"], data.label_names, run / CONFUSION_MATRIX_FILE, "validation"
+            )
+    test_metrics = predictor.evaluate(data.splits["test"]) if "test" in data.splits else None
+    return metrics, test_metrics
+
+
+def _remove_checkpoints(folder: Path) -> None:
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)

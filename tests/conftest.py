@@ -1,0 +1,90 @@
+"""Shared fixtures: no network, and tiny random models built in code and saved to a temp dir."""
+
+from __future__ import annotations
+
+import random
+
+import pandas as pd
+import pytest
+
+POSITIVE = ["good", "great", "fun", "lovely", "brilliant", "superb", "moving", "clever"]
+NEGATIVE = ["bad", "awful", "boring", "dull", "terrible", "weak", "messy", "tedious"]
+FILLER = ["the", "film", "was", "really", "a", "story", "and", "plot", "acting", "movie", "very", "quite"]
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+
+
+def make_review(rng: random.Random, positive: bool) -> str:
+    words = rng.choices(FILLER, k=rng.randint(3, 12)) + rng.choices(POSITIVE if positive else NEGATIVE, k=2)
+    rng.shuffle(words)
+    return " ".join(words)
+
+
+def review_frame(n: int = 60, seed: int = 0) -> pd.DataFrame:
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        positive = i % 2 == 0
+        rows.append({"text": make_review(rng, positive), "label": "positive" if positive else "negative"})
+    return pd.DataFrame(rows)
+
+
+def _train_wordpiece(folder):
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import BertTokenizerFast
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    trainer = trainers.WordPieceTrainer(vocab_size=200, special_tokens=special)
+    corpus = [
+        " ".join(POSITIVE),
+        " ".join(NEGATIVE),
+        " ".join(FILLER),
+        "the quick brown fox jumps over the lazy dog",
+    ]
+    tok.train_from_iterator(corpus * 20, trainer=trainer)
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
+    )
+    fast = BertTokenizerFast(tokenizer_object=tok, model_max_length=64)
+    fast.save_pretrained(folder)
+    return fast
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> str:
+    """A 2-layer BERT with hidden size 32 and a WordPiece tokenizer, saved as a model folder."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = _train_wordpiece(folder)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    BertModel(config).save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture()
+def reviews_csv(tmp_path) -> str:
+    path = tmp_path / "reviews.csv"
+    review_frame(60).to_csv(path, index=False)
+    return str(path)
