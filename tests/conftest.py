@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import random
+
+# huggingface_hub reads these when first imported (during collection), before any fixture runs.
+for _name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ.setdefault(_name, "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pandas as pd
 import pytest
