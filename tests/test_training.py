@@ -62,7 +62,7 @@ def test_run_folder_contents_and_label_names(tiny_bert, reviews_csv, tmp_path):
     ):
         assert (run / name).is_file(), name
     assert not list(run.glob("*.bin")) and not (run / "checkpoints").exists()
-    assert not list(tmp_path.glob(".run.tmp-*"))
+    assert not list(tmp_path.glob(".run.partial"))
     config = json.loads((run / "config.json").read_text())
     assert config["id2label"] == {"0": "negative", "1": "positive"}
     manifest = json.loads((run / "texttune.json").read_text())

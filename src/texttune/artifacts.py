@@ -80,38 +80,54 @@ def check_output_dir(output: str | Path, overwrite: bool) -> Path:
 
 
 class AtomicDir:
-    """Write a folder under a temporary sibling name and move it into place only when complete.
+    """Write a folder under a work name and move it into place only when complete.
 
-    A crash leaves at most a hidden ``.NAME.tmp-*`` sibling, never a half-written ``NAME``.
+    The work folder is the hidden sibling ``.NAME.partial``: a crash leaves at most that, never a
+    half-written ``NAME``. Its name is fixed so that every process of a distributed run, and a resumed
+    run, finds the same folder.
 
     Example:
-        >>> with AtomicDir("runs/a", overwrite=True) as tmp:  # doctest: +SKIP
-        ...     (tmp / "file").write_text("x")
+        >>> with AtomicDir("runs/a", overwrite=True) as work:  # doctest: +SKIP
+        ...     (work / "file").write_text("x")
     """
 
-    def __init__(self, target: str | Path, overwrite: bool = False):
+    def __init__(self, target: str | Path, overwrite: bool = False, *, keep_partial: bool = False):
         self.target = Path(target)
         self.overwrite = overwrite
-        self.tmp = self.target.parent / f".{self.target.name}.tmp-{uuid.uuid4().hex[:8]}"
+        self.keep_partial = keep_partial
+        self.work = partial_dir(self.target)
 
     def __enter__(self) -> Path:
         check_output_dir(self.target, self.overwrite)
         self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp.mkdir()
-        return self.tmp
+        if self.work.exists() and not self.keep_partial:
+            shutil.rmtree(self.work)
+        self.work.mkdir(exist_ok=True)
+        return self.work
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            if not self.keep_partial:
+                shutil.rmtree(self.work, ignore_errors=True)
             return
+        self.commit()
+
+    def commit(self) -> None:
+        """Move the finished work folder into place, replacing an old run only with ``overwrite``."""
         old = None
         if self.target.exists():
             check_output_dir(self.target, self.overwrite)
             old = self.target.parent / f".{self.target.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(self.target, old)
-        os.replace(self.tmp, self.target)
+        os.replace(self.work, self.target)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def partial_dir(target: str | Path) -> Path:
+    """The work folder of a run that is being written: ``.NAME.partial`` beside ``NAME``."""
+    target = Path(target)
+    return target.parent / f".{target.name}.partial"
 
 
 def write_json(path: Path, payload: Any) -> None:
