@@ -769,3 +769,40 @@ def test_unlabelled_test_split_of_a_dataset_dict_is_skipped(tmp_path, caplog):
         prepared = train(str(folder))
     assert sorted(prepared.splits) == ["train", "validation"]
     assert "(split 'test') has no labels in column 'label'; it is not used" in caplog.text
+
+
+@pytest.mark.parametrize("name", ["bom.csv", "bom.tsv", "bom.json", "bom.jsonl"])
+def test_a_utf8_byte_order_mark_is_not_part_of_the_first_column(name, tmp_path):
+    rows = balanced(10)
+    if name.endswith(".csv"):
+        body = "text,label\n" + "".join(f"{r['text']},{r['label']}\n" for r in rows)
+    elif name.endswith(".tsv"):
+        body = "text\tlabel\n" + "".join(f"{r['text']}\t{r['label']}\n" for r in rows)
+    elif name.endswith(".json"):
+        body = json.dumps(rows)
+    else:
+        body = "".join(json.dumps(r) + "\n" for r in rows)
+    path = tmp_path / name
+    path.write_text("\ufeff" + body, encoding="utf-8")
+    prepared = train(str(path))
+    assert prepared.text_column == "text" and prepared.label_names == ["neg", "pos"]
+    assert sum(len(s) for s in prepared.splits.values()) == 10
+    assert len(list(iter_frames(str(path), 4))[0].columns) == 2
+
+
+@pytest.mark.parametrize("sep", [",", "\t"])
+def test_quoted_newlines_inside_fields_stay_in_the_text(sep, tmp_path):
+    rows = "".join(f'"first line {i}\nsecond line"{sep}{("neg", "pos")[i % 2]}\n' for i in range(10))
+    path = tmp_path / ("multi.tsv" if sep == "\t" else "multi.csv")
+    path.write_text(f"text{sep}label\n" + rows, encoding="utf-8")
+    prepared = train(str(path))
+    texts = sorted(t for s in prepared.splits.values() for t in list(s[TEXT]))
+    assert texts == sorted(f"first line {i}\nsecond line" for i in range(10))
+    assert sum(len(c) for c in iter_frames(str(path), 3)) == 10
+
+
+def test_wrong_delimiter_is_named_when_predicting_a_file_too(tmp_path):
+    path = tmp_path / "semi.csv"
+    path.write_text("text;label\na;b\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"semi.csv looks semicolon-separated"):
+        list(iter_frames(str(path), 10))

@@ -9,6 +9,7 @@ import platform
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,9 @@ VALIDATION_DATA_FILE = "validation.parquet"
 CONFUSION_MATRIX_FILE = "confusion_matrix.png"
 REPORT_FILE = "report.txt"
 MODEL_CONFIG_FILE = "config.json"
+
+#: Suffix of the hidden work folder a run is written into before it is renamed into place.
+PARTIAL_SUFFIX = ".partial"
 
 #: Version of the run folder layout; bumped when a reader of older runs would misread a newer one.
 RUN_FORMAT_VERSION = 1
@@ -91,10 +95,26 @@ class AtomicDir:
         ...     (work / "file").write_text("x")
     """
 
-    def __init__(self, target: str | Path, overwrite: bool = False, *, keep_partial: bool = False):
+    def __init__(
+        self,
+        target: str | Path,
+        overwrite: bool = False,
+        *,
+        keep_partial: bool = False,
+        keep_on_error: Callable[[Path], bool] | None = None,
+    ):
+        """
+        Args:
+            target: The folder to write.
+            overwrite: Replace ``target`` if it already holds files.
+            keep_partial: Reuse a work folder left by an earlier attempt (resume) and keep it on error.
+            keep_on_error: Called with the work folder when the block fails; keep the folder when it
+                returns True (e.g. it holds a checkpoint to resume from).
+        """
         self.target = Path(target)
         self.overwrite = overwrite
         self.keep_partial = keep_partial
+        self.keep_on_error = keep_on_error
         self.work = partial_dir(self.target)
 
     def __enter__(self) -> Path:
@@ -107,7 +127,10 @@ class AtomicDir:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
-            if not self.keep_partial:
+            keep = self.keep_partial or (self.keep_on_error is not None and self.keep_on_error(self.work))
+            if keep:
+                logger.warning("kept the unfinished run in %s; continue it with --resume", self.work)
+            else:
                 shutil.rmtree(self.work, ignore_errors=True)
             return
         self.commit()
@@ -127,7 +150,7 @@ class AtomicDir:
 def partial_dir(target: str | Path) -> Path:
     """The work folder of a run that is being written: ``.NAME.partial`` beside ``NAME``."""
     target = Path(target)
-    return target.parent / f".{target.name}.partial"
+    return target.parent / f".{target.name}{PARTIAL_SUFFIX}"
 
 
 def write_json(path: Path, payload: Any) -> None:
@@ -150,6 +173,11 @@ def read_manifest(run: str | Path) -> RunManifest:
             f"{folder} is a file, not a run folder (give the --output folder of `texttune train`)"
         )
     manifest_path = folder / MANIFEST_FILE
+    if not manifest_path.is_file() and folder.name.startswith(".") and folder.name.endswith(PARTIAL_SUFFIX):
+        raise ModelError(
+            f"{folder} is the work folder of an unfinished run ({MANIFEST_FILE} is missing); finish it with "
+            "`texttune train ... --resume` and load the folder named without the dot and .partial"
+        )
     if not manifest_path.is_file():
         hint = (
             "it looks like a plain transformers model; fine-tune it with `texttune train --model` first"

@@ -116,6 +116,13 @@ class ModelConfig:
     trust_remote_code: bool = field(
         default=False, metadata={"help": "Allow models whose code lives in the checkpoint (runs that code!)."}
     )
+    allow_pickle: bool = field(
+        default=False,
+        metadata={
+            "help": "Allow a --model folder that only has pickled weights (.bin/.pt). Unpickling can run "
+            "code: only for files you trust. Default: safetensors only."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.max_length is not None and self.max_length < 8:
@@ -165,6 +172,20 @@ class TrainConfig:
     logging_steps: int = field(default=50, metadata={"help": "Log the training loss every N steps."})
     progress: bool = field(default=True, metadata={"help": "Show progress bars."})
     use_cpu: bool = field(default=False, metadata={"help": "Train on the CPU even when a GPU is present."})
+    save_steps: int | None = field(
+        default=None,
+        metadata={
+            "help": "Save a checkpoint (and evaluate) every N optimizer steps, so a crash loses at most N "
+            "steps. Default: once per epoch."
+        },
+    )
+    resume: bool = field(
+        default=False,
+        metadata={
+            "help": "Continue an interrupted run from the newest complete checkpoint of --output "
+            "(model, optimizer, scheduler, RNG state, data order); starts afresh when there is none."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -177,6 +198,13 @@ class TrainConfig:
             raise ConfigError(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.weight_decay < 0:
             raise ConfigError(f"--weight-decay must not be negative, got {self.weight_decay}")
+        if self.save_steps is not None and self.save_steps < 1:
+            raise ConfigError(f"--save-steps must be at least 1, got {self.save_steps}")
+        if self.resume and self.overwrite:
+            raise ConfigError(
+                "--resume and --overwrite conflict: --overwrite starts over and discards the checkpoints; "
+                "drop one of them"
+            )
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             raise ConfigError(
                 f"--early-stopping-patience must be at least 1, got {self.early_stopping_patience}"
@@ -271,6 +299,8 @@ def load_yaml_config(path: str | Path) -> dict[str, Any]:
     import yaml
 
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"--config {path} is a folder; give a YAML file")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path} (check --config)")
     try:

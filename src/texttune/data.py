@@ -327,13 +327,19 @@ def _tsv_quoting(path: Path, compression: str | None, encoding: str) -> int:
     not quoted that way marks the file as literal. Streams the file: memory stays bounded.
     """
     with _open_text(path, compression, encoding) as handle:
-        for line in handle:
-            for field in line.rstrip("\r\n").split("\t"):
-                if not field.startswith('"'):
+        # strict: a quote that opens a field must close it right before a tab or the line end. Quoted
+        # fields may span lines (a text with newlines); every row must then have the header's width.
+        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_MINIMAL, strict=True)
+        width = None
+        try:
+            for row in reader:
+                if not row:
                     continue
-                quoted = len(field) >= 2 and field.endswith('"')
-                if not quoted or '"' in field[1:-1].replace('""', ""):
+                width = width or len(row)
+                if len(row) != width:
                     return csv.QUOTE_NONE
+        except csv.Error:
+            return csv.QUOTE_NONE
     return csv.QUOTE_MINIMAL
 
 
@@ -342,10 +348,33 @@ def _read_delimited(path: Path, fmt: str, compression: str | None, encoding: str
     with _reading(path, encoding, flag, fmt[1:].upper()):
         frame = pd.read_csv(path, **_csv_options(path, fmt, compression, encoding))
     frame.columns = [str(c) for c in frame.columns]
+    _check_delimiter(frame, path, fmt, flag)
     return frame
 
 
+_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe", ",": "comma"}
+
+
+def _check_delimiter(frame: pd.DataFrame, path: Path, fmt: str, flag: str) -> None:
+    """A file read into one column whose name holds another separator was written with that separator."""
+    if len(frame.columns) != 1:
+        return
+    name = str(frame.columns[0])
+    own = "\t" if fmt == ".tsv" else ","
+    for sep, word in _DELIMITERS.items():
+        if sep != own and sep in name:
+            fix = {"\t": "name it .tsv", ",": "name it .csv"}.get(
+                sep, "save it comma-separated (.csv) or tab-separated (.tsv)"
+            )
+            raise DataError(
+                f"{path} looks {word}-separated (its header {name!r} was read as a single column); texttune "
+                f"reads {fmt} files {'tab' if fmt == '.tsv' else 'comma'}-separated: {fix} (check {flag})"
+            )
+
+
 def _open_text(path: Path, compression: str | None, encoding: str) -> IO[str]:
+    if codecs.lookup(encoding).name == "utf-8":
+        encoding = "utf-8-sig"  # a byte-order mark (Excel, Notepad) is not part of the first field
     if compression:
         return _COMPRESSIONS[compression].open(path, "rt", encoding=encoding)
     return open(path, encoding=encoding)
@@ -525,6 +554,7 @@ def _iter_delimited(
         with pd.read_csv(path, chunksize=batch_size, **options) as reader:
             for chunk in reader:
                 chunk.columns = [str(c) for c in chunk.columns]
+                _check_delimiter(chunk, path, fmt, flag)
                 yield chunk
 
 

@@ -51,7 +51,7 @@ def load_model_for_run(run: Path, manifest: RunManifest):
     """The trained model of a run, in eval mode. Weights load from safetensors only."""
     from transformers import AutoModelForSequenceClassification
 
-    require_files(run, [MODEL_CONFIG_FILE, "model.safetensors"])
+    require_files(run, [MODEL_CONFIG_FILE, "model.safetensors", "tokenizer_config.json"])
     return AutoModelForSequenceClassification.from_pretrained(str(run), use_safetensors=True)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -56,9 +57,46 @@ def check_safetensors(path: str) -> None:
     if pickled:
         raise ModelError(
             f"{path} only has pickled weights ({', '.join(sorted(pickled))}); texttune loads safetensors only. "
-            "Convert them with `model.save_pretrained(dir)` in a trusted environment"
+            "Convert them with `model.save_pretrained(dir)` in a trusted environment, or pass --allow-pickle "
+            "if you trust the files"
         )
     raise ModelError(f"{path} has no weights (no *.safetensors file)")
+
+
+def check_model_folder(path: str, *, allow_pickle: bool = False, trust_remote_code: bool = False) -> None:
+    """Safety checks on a local ``--model`` folder before anything in it is loaded.
+
+    Args:
+        path: The folder (hub ids are checked by transformers when they load).
+        allow_pickle: Accept a folder whose weights are only pickled (``--allow-pickle``).
+        trust_remote_code: Accept a model that ships its own Python code (``--trust-remote-code``).
+
+    Raises:
+        ModelError: pickled weights without ``allow_pickle``, custom code without ``trust_remote_code``.
+
+    Example:
+        >>> check_model_folder("path/to/bert")  # doctest: +SKIP
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        return
+    if allow_pickle:
+        if not any(p.suffix == ".safetensors" for p in folder.iterdir()):
+            logger.warning("loading pickled weights from %s because of --allow-pickle", path)
+    else:
+        check_safetensors(path)
+    if trust_remote_code:
+        return
+    for name in ("config.json", "tokenizer_config.json"):
+        try:
+            settings = json.loads((folder / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(settings, dict) and settings.get("auto_map"):
+            raise ModelError(
+                f"--model {path!r} needs custom code shipped in its folder (auto_map in {name}); texttune "
+                "does not run it unless you pass --trust-remote-code (only for code you have read and trust)"
+            )
 
 
 def build_model(
@@ -68,6 +106,7 @@ def build_model(
     label_names: list[str],
     tokenizer=None,
     trust_remote_code: bool = False,
+    allow_pickle: bool = False,
 ):
     """Load ``model_path`` with a fresh classification head for ``label_names`` (or one output for regression).
 
@@ -78,7 +117,7 @@ def build_model(
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    check_safetensors(model_path)
+    check_model_folder(model_path, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
     num_labels = 1 if task == REGRESSION else len(label_names)
     id2label = {i: name for i, name in enumerate(label_names)} if task != REGRESSION else {0: "score"}
     try:
@@ -91,7 +130,10 @@ def build_model(
             trust_remote_code=trust_remote_code,
         )
         model = AutoModelForSequenceClassification.from_pretrained(
-            model_path, config=config, trust_remote_code=trust_remote_code, use_safetensors=True
+            model_path,
+            config=config,
+            trust_remote_code=trust_remote_code,
+            use_safetensors=None if allow_pickle else True,
         )
     except ValueError as exc:
         message = str(exc).splitlines()[0]

@@ -10,6 +10,7 @@ from typing import Any
 
 from .artifacts import (
     CONFUSION_MATRIX_FILE,
+    MANIFEST_FILE,
     METRICS_FILE,
     REPORT_FILE,
     TEST_METRICS_FILE,
@@ -18,8 +19,17 @@ from .artifacts import (
     AtomicDir,
     RunManifest,
     check_output_dir,
+    partial_dir,
     write_json,
     write_manifest,
+)
+from .checkpoints import (
+    CHECKPOINT_DIR,
+    check_resume_config,
+    clear_for_resume,
+    find_resume_checkpoint,
+    has_checkpoint,
+    record_resume_config,
 )
 from .config import RunConfig
 from .data import MULTI_LABEL, REGRESSION, PreparedData, load_training_data
@@ -33,12 +43,10 @@ from .metrics import (
     plot_confusion_matrix,
     scalar_metrics,
 )
-from .modeling import build_model, count_parameters, resolve_model_path
+from .modeling import build_model, check_model_folder, count_parameters, resolve_model_path
 from .tokenization import load_tokenizer, make_collator, resolve_max_length, tokenize_dataset
 
 logger = logging.getLogger(__name__)
-
-CHECKPOINT_DIR = "checkpoints"
 
 
 @dataclass
@@ -85,7 +93,15 @@ def build_training_arguments(config: RunConfig, output_dir: Path, task: str, has
     if train.metric_for_best_model:
         metric = train.metric_for_best_model.removeprefix("eval_")
         greater = metric_direction(metric)
-    strategy = "epoch" if has_validation else "no"
+    # Checkpoints are always written (at least once per epoch) so that --resume has something to continue
+    # from; evaluation follows the same schedule because the best checkpoint is picked among them.
+    save = {"save_strategy": "steps", "save_steps": train.save_steps} if train.save_steps else {}
+    save = save or {"save_strategy": "epoch"}
+    evaluation = {"eval_strategy": "no"}
+    if has_validation:
+        evaluation = {"eval_strategy": save["save_strategy"]}
+        if train.save_steps:
+            evaluation["eval_steps"] = train.save_steps
     return TrainingArguments(
         output_dir=str(output_dir),
         learning_rate=train.learning_rate,
@@ -97,8 +113,8 @@ def build_training_arguments(config: RunConfig, output_dir: Path, task: str, has
         gradient_accumulation_steps=train.gradient_accumulation_steps,
         lr_scheduler_type="linear",
         seed=train.seed,
-        eval_strategy=strategy,
-        save_strategy=strategy,
+        **evaluation,
+        **save,
         save_total_limit=1,
         load_best_model_at_end=has_validation,
         metric_for_best_model=metric if has_validation else None,
@@ -135,7 +151,9 @@ def train(config: RunConfig) -> TrainResult:
         >>> result = train(cfg)  # doctest: +SKIP
         >>> result.metrics["accuracy"]  # doctest: +SKIP
     """
-    from transformers import EarlyStoppingCallback, Trainer
+    from transformers import EarlyStoppingCallback, set_seed
+
+    from .trainer import TexttuneTrainer
 
     if not config.train.output:
         raise ConfigError("no output folder given; pass --output DIR")
@@ -143,28 +161,49 @@ def train(config: RunConfig) -> TrainResult:
         raise ConfigError(
             "no training data given; pass --data FILE or a built-in name (see `texttune datasets`)"
         )
+    if config.train.resume:
+        _check_resumable(config)
     output = check_output_dir(config.train.output, config.train.overwrite)
     data = load_training_data(config.data)
     if config.train.metric_for_best_model:
         _check_metric_name(config, _dummy_report(data))
 
     model_path = resolve_model_path(config.model.model)
+    check_model_folder(
+        model_path, allow_pickle=config.model.allow_pickle, trust_remote_code=config.model.trust_remote_code
+    )
     tokenizer = load_tokenizer(model_path, trust_remote_code=config.model.trust_remote_code)
     max_length = resolve_max_length(tokenizer, config.model.max_length)
     encoded = {name: tokenize_dataset(split, tokenizer, max_length) for name, split in data.splits.items()}
+    # Seed before the new classification head is initialised (Trainer seeds only later, in its __init__).
+    set_seed(config.train.seed)
     model = build_model(
         model_path,
         task=data.task,
         label_names=data.label_names,
         tokenizer=tokenizer,
         trust_remote_code=config.model.trust_remote_code,
+        allow_pickle=config.model.allow_pickle,
     )
     trainable, total = count_parameters(model)
     logger.info(
         "parameters: %s trainable of %s (%.1f%%)", f"{trainable:,}", f"{total:,}", 100 * trainable / total
     )
 
-    with AtomicDir(output, overwrite=config.train.overwrite) as tmp:
+    resume = config.train.resume
+    # A failed run keeps its work folder when it holds a checkpoint: `--resume` continues from there.
+    with AtomicDir(
+        output, overwrite=config.train.overwrite, keep_partial=resume, keep_on_error=has_checkpoint
+    ) as tmp:
+        checkpoint = None
+        if resume:
+            clear_for_resume(tmp)
+            checkpoint = find_resume_checkpoint(tmp)
+            if checkpoint is None:
+                logger.warning("--resume: no complete checkpoint in %s; training from the start", tmp)
+            else:
+                logger.info("resuming from %s", checkpoint)
+        record_resume_config(tmp, config.to_dict())
         has_validation = "validation" in encoded
         args = build_training_arguments(config, tmp / CHECKPOINT_DIR, data.task, has_validation)
         callbacks = []
@@ -172,7 +211,7 @@ def train(config: RunConfig) -> TrainResult:
             callbacks.append(
                 EarlyStoppingCallback(early_stopping_patience=config.train.early_stopping_patience)
             )
-        trainer = Trainer(
+        trainer = TexttuneTrainer(
             model=model,
             args=args,
             train_dataset=encoded["train"],
@@ -183,13 +222,12 @@ def train(config: RunConfig) -> TrainResult:
             callbacks=callbacks,
         )
         started = time.perf_counter()
-        train_output = trainer.train()
+        train_output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         train_seconds = time.perf_counter() - started
 
         # save_pretrained, not trainer.save_model: the latter adds a pickled training_args.bin.
         trainer.model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
-        _remove_checkpoints(tmp / CHECKPOINT_DIR)
         manifest = RunManifest(
             task=data.task,
             label_names=data.label_names,
@@ -217,6 +255,9 @@ def train(config: RunConfig) -> TrainResult:
         write_json(tmp / METRICS_FILE, metrics)
         if test_metrics is not None:
             write_json(tmp / TEST_METRICS_FILE, test_metrics)
+        # Checkpoints go last: until the run is complete they are what --resume continues from.
+        trash = _stash_checkpoints(tmp)
+    _remove_folder(trash)
 
     logger.info("run written to %s", output)
     return TrainResult(
@@ -264,7 +305,42 @@ def _final_evaluation(run: Path, data: PreparedData) -> tuple[dict[str, Any], di
     return metrics, test_metrics
 
 
-def _remove_checkpoints(folder: Path) -> None:
+def _stash_checkpoints(work: Path) -> Path:
+    """Move the checkpoints of a finished run out of its work folder (a rename: instant) and return where.
+
+    They are deleted only after the run is in place, so a crash at any moment leaves either a checkpoint
+    to resume from or the finished run.
+    """
+    import os
+
+    from .checkpoints import RESUME_CONFIG_FILE
+
+    trash = _checkpoint_trash(work)
+    _remove_folder(trash)
+    if (work / CHECKPOINT_DIR).exists():
+        os.replace(work / CHECKPOINT_DIR, trash)
+    (work / RESUME_CONFIG_FILE).unlink(missing_ok=True)
+    return trash
+
+
+def _checkpoint_trash(work: Path) -> Path:
+    return work.parent / f"{work.name}.old-checkpoints"
+
+
+def _remove_folder(folder: Path) -> None:
     import shutil
 
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def _check_resumable(config: RunConfig) -> None:
+    """Before any work: a finished run has nothing to resume, and a resumed run must keep its options."""
+    output = Path(config.train.output or "")
+    if (output / MANIFEST_FILE).is_file():
+        raise ConfigError(
+            f"--resume: {output} is already a finished run, there is nothing to resume; "
+            "choose another --output, or pass --overwrite instead of --resume to train it again"
+        )
+    work = partial_dir(output)
+    if work.is_dir():
+        check_resume_config(work, config.to_dict())
