@@ -157,6 +157,20 @@ def make_parser() -> argparse.ArgumentParser:
     _add_common(p)
 
     p = sub.add_parser(
+        "serve",
+        help="Serve a saved run over HTTP (POST /predict).",
+        description='Serve a saved run over HTTP: POST /predict with {"texts": [...]}, GET /health, '
+        "GET /labels, docs at /docs. Binds 127.0.0.1 unless --host says otherwise. Needs "
+        "pip install 'texttune[serve]'.",
+    )
+    p.add_argument("run", help="Run folder written by `texttune train`.")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available).")
+    from .serve import ServeConfig
+
+    _add_dataclass_arguments(p, ServeConfig)
+    _add_common(p)
+
+    p = sub.add_parser(
         "datasets", help="List the built-in datasets.", description="List the built-in datasets."
     )
     _add_common(p)
@@ -328,6 +342,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve import ServeConfig, serve
+
+    config = ServeConfig(**_given(args, ServeConfig))
+    print(f"serving {args.run} on http://{config.host}:{config.port} (docs: /docs); Ctrl-C stops", flush=True)
+    serve(args.run, config, device=args.device)
+    return 0
+
+
 def cmd_datasets(args: argparse.Namespace) -> int:
     from .assets import list_datasets
 
@@ -359,6 +382,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "predict": cmd_predict,
     "demo": cmd_demo,
+    "serve": cmd_serve,
     "datasets": cmd_datasets,
     "models": cmd_models,
 }
