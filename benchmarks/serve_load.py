@@ -15,6 +15,7 @@ import http.client
 import json
 import random
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -133,6 +134,7 @@ def main() -> int:
             try:
                 load(server.port, texts[: min(50, len(texts))], args.concurrency)  # warm-up
                 results[name] = load(server.port, texts, args.concurrency)
+                print(f"{name}: {results[name]}", file=sys.stderr, flush=True)
             finally:
                 server.stop()
 
