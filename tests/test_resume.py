@@ -208,3 +208,25 @@ def test_checkpoint_completeness(tmp_path):
     assert is_complete_checkpoint(folder)
     (folder / "optimizer.pt").unlink()
     assert not is_complete_checkpoint(folder)
+
+
+def test_a_new_run_without_resume_says_it_discards_old_checkpoints(
+    tiny_bert, reviews_csv, tmp_path, monkeypatch, caplog
+):
+    from texttune import trainer as trainer_module
+
+    checkpoint = tmp_path / ".run.partial" / "checkpoints" / "checkpoint-2"
+    checkpoint.mkdir(parents=True)
+    for name in ("model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth"):
+        (checkpoint / name).write_bytes(b"x")
+    (checkpoint / TRAINER_STATE_FILE).write_text("{}", encoding="utf-8")
+
+    def stop(self, *args, **kwargs):
+        raise RuntimeError("stopped before training")
+
+    monkeypatch.setattr(trainer_module.TexttuneTrainer, "train", stop)
+    with caplog.at_level("WARNING", logger="texttune.training"), pytest.raises(RuntimeError):
+        train(_config(tiny_bert, reviews_csv, tmp_path / "run"))
+    assert "discarding the checkpoints of an unfinished run in" in caplog.text
+    assert "(pass --resume to continue it)" in caplog.text
+    assert not checkpoint.exists()

@@ -191,6 +191,11 @@ def train(config: RunConfig) -> TrainResult:
     )
 
     resume = config.train.resume
+    if not resume and has_checkpoint(partial_dir(output)):
+        logger.warning(
+            "discarding the checkpoints of an unfinished run in %s (pass --resume to continue it)",
+            partial_dir(output),
+        )
     # A failed run keeps its work folder when it holds a checkpoint: `--resume` continues from there.
     with AtomicDir(
         output, overwrite=config.train.overwrite, keep_partial=resume, keep_on_error=has_checkpoint
