@@ -10,8 +10,8 @@ for _name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
     os.environ.setdefault(_name, "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import pandas as pd
-import pytest
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
 
 POSITIVE = ["good", "great", "fun", "lovely", "brilliant", "superb", "moving", "clever"]
 NEGATIVE = ["bad", "awful", "boring", "dull", "terrible", "weak", "messy", "tedious"]
