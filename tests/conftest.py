@@ -94,3 +94,96 @@ def reviews_csv(tmp_path) -> str:
     path = tmp_path / "reviews.csv"
     review_frame(60).to_csv(path, index=False)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_distilbert(tmp_path_factory) -> str:
+    """A 2-layer DistilBERT (dim 32) with the WordPiece tokenizer, saved as a model folder."""
+    import torch
+    from transformers import DistilBertConfig, DistilBertModel
+
+    folder = tmp_path_factory.mktemp("tiny-distilbert")
+    tokenizer = _train_wordpiece(folder)
+    torch.manual_seed(0)
+    config = DistilBertConfig(
+        vocab_size=len(tokenizer),
+        dim=32,
+        n_layers=2,
+        n_heads=2,
+        hidden_dim=64,
+        max_position_embeddings=64,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    DistilBertModel(config).save_pretrained(folder)
+    return str(folder)
+
+
+def _train_byte_bpe(folder):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2TokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    corpus = [" ".join(POSITIVE), " ".join(NEGATIVE), " ".join(FILLER)]
+    tok.train_from_iterator(corpus * 20, trainer=trainer)
+    fast = GPT2TokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+        model_max_length=64,
+    )
+    fast.save_pretrained(folder)  # no pad token, like the real GPT-2
+    return fast
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory) -> str:
+    """A 2-layer GPT-2 (width 32) with a byte-level BPE tokenizer and no pad token, saved as a model folder."""
+    import torch
+    from transformers import GPT2Config, GPT2Model
+
+    folder = tmp_path_factory.mktemp("tiny-gpt2")
+    tokenizer = _train_byte_bpe(folder)
+    torch.manual_seed(0)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        n_positions=64,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    GPT2Model(config).save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory) -> str:
+    """A 2-layer Llama-style decoder (width 32, grouped-query attention) with the byte-level BPE tokenizer."""
+    import torch
+    from transformers import LlamaConfig, LlamaModel
+
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    tokenizer = _train_byte_bpe(folder)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=64,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    LlamaModel(config).save_pretrained(folder)
+    return str(folder)

@@ -1,9 +1,11 @@
 """texttune: fine-tune pretrained transformers for text classification."""
 
-from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from .config import DataConfig, ModelConfig, RunConfig, StrategyConfig, TrainConfig
 from .errors import ConfigError, DataError, ModelError, TexttuneError
 from .evaluation import EvaluationResult, evaluate_run
 from .inference import Prediction, Predictor
+from .pretraining import PretrainResult, pretrain
+from .strategies import export_merged
 from .training import TrainResult, train
 
 __version__ = "0.1.0"
@@ -17,10 +19,14 @@ __all__ = [
     "ModelError",
     "Prediction",
     "Predictor",
+    "PretrainResult",
     "RunConfig",
+    "StrategyConfig",
     "TexttuneError",
     "TrainConfig",
     "TrainResult",
     "evaluate_run",
+    "export_merged",
+    "pretrain",
     "train",
 ]

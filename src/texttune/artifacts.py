@@ -27,6 +27,8 @@ VALIDATION_DATA_FILE = "validation.parquet"
 CONFUSION_MATRIX_FILE = "confusion_matrix.png"
 REPORT_FILE = "report.txt"
 MODEL_CONFIG_FILE = "config.json"
+#: ``--mlm-first``: the model after masked-LM pretraining, which the run was fine-tuned from.
+MLM_MODEL_DIR = "mlm_model"
 
 #: Suffix of the hidden work folder a run is written into before it is renamed into place.
 PARTIAL_SUFFIX = ".partial"

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import DataConfig, ModelConfig, RunConfig, TrainConfig, load_yaml_config
+from .config import DataConfig, ModelConfig, RunConfig, StrategyConfig, TrainConfig, load_yaml_config
 from .errors import ConfigError, TexttuneError
 
 logger = logging.getLogger("texttune")
@@ -72,7 +72,7 @@ def _run_config(args: argparse.Namespace, overrides: dict[str, Any] | None = Non
     flat: dict[str, Any] = dict(overrides or {})
     if getattr(args, "config", None):
         flat.update(load_yaml_config(args.config))
-    for klass in (DataConfig, ModelConfig, TrainConfig):
+    for klass in (DataConfig, ModelConfig, TrainConfig, StrategyConfig):
         flat.update(_given(args, klass))
     return RunConfig.from_flat(flat, source="option")
 
@@ -96,6 +96,7 @@ def make_parser() -> argparse.ArgumentParser:
     _add_dataclass_arguments(p, DataConfig)
     _add_dataclass_arguments(p, ModelConfig)
     _add_dataclass_arguments(p, TrainConfig)
+    _add_dataclass_arguments(p, StrategyConfig)
     _add_common(p)
 
     p = sub.add_parser(
@@ -156,6 +157,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-train-samples", type=int, help="Train on a subset for a quicker look.")
     _add_common(p)
 
+    _add_pretrain_parser(sub)
+    _add_export_parser(sub)
+
     p = sub.add_parser(
         "serve",
         help="Serve a saved run over HTTP (POST /predict).",
@@ -177,6 +181,49 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="List the built-in models.", description="List the built-in models.")
     _add_common(p)
     return parser
+
+
+def _add_pretrain_parser(sub) -> None:
+    p = sub.add_parser(
+        "pretrain",
+        help="Continue masked-LM pretraining on unlabelled text.",
+        description="Continue masked-LM pretraining of a BERT-style model on unlabelled domain text and write "
+        "a model folder that `texttune train --model DIR` fine-tunes.",
+    )
+    p.add_argument(
+        "--data", required=True, help="A .txt file (one text per line), a data file or a built-in dataset."
+    )
+    p.add_argument("--model", default="minilm", help="Model to start from (default: minilm).")
+    p.add_argument("--output", required=True, help="Folder for the model.")
+    p.add_argument("--overwrite", action="store_true", help="Replace --output if it holds files.")
+    p.add_argument("--text-column", help="Text column of a table (default: detected).")
+    p.add_argument("--epochs", type=float, default=1.0, help="Epochs (default: %(default)s).")
+    p.add_argument("--learning-rate", type=float, default=5e-5, help="Learning rate (default: %(default)s).")
+    p.add_argument("--batch-size", type=int, default=32, help="Batch size (default: %(default)s).")
+    p.add_argument("--max-length", type=int, help="Truncate texts to this many tokens.")
+    p.add_argument(
+        "--mlm-probability", type=float, default=0.15, help="Share of tokens masked (default: %(default)s)."
+    )
+    p.add_argument("--whole-word-mask", action="store_true", help="Mask whole words, not word pieces.")
+    p.add_argument("--max-train-samples", type=int, help="Use at most this many texts.")
+    p.add_argument("--seed", type=int, default=42, help="Random seed (default: %(default)s).")
+    p.add_argument("--encoding", default="utf-8", help="Text encoding (default: utf-8).")
+    p.add_argument("--use-cpu", action="store_true", help="Train on the CPU even when a GPU is present.")
+    _add_common(p)
+
+
+def _add_export_parser(sub) -> None:
+    p = sub.add_parser(
+        "export",
+        help="Write a run's model as a plain transformers model.",
+        description="Write a run's model as a plain transformers model folder; --merge folds LoRA/IA3 "
+        "adapters into the weights.",
+    )
+    p.add_argument("run", help="Run folder written by `texttune train`.")
+    p.add_argument("--output", required=True, help="Folder for the model.")
+    p.add_argument("--merge", action="store_true", help="Merge LoRA/IA3 adapters into the base weights.")
+    p.add_argument("--overwrite", action="store_true", help="Replace --output if it holds files.")
+    _add_common(p)
 
 
 # --------------------------------------------------------------------------- subcommands
@@ -206,6 +253,49 @@ def _print_result(result) -> None:
     if result.test_metrics:
         print("\ntest")
         print(format_report(result.test_metrics))
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from .pretraining import pretrain
+
+    for name in ("epochs", "learning_rate", "batch_size"):
+        if getattr(args, name) <= 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    result = pretrain(
+        args.data,
+        args.model,
+        args.output,
+        text_column=args.text_column,
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        mlm_probability=args.mlm_probability,
+        whole_word_mask=args.whole_word_mask,
+        max_train_samples=args.max_train_samples,
+        seed=args.seed,
+        progress=not args.quiet,
+        use_cpu=args.use_cpu,
+        overwrite=args.overwrite,
+        encoding=args.encoding,
+    )
+    print(
+        f"model saved to {result.output} ({result.texts} texts, {result.train_seconds:.1f}s, "
+        f"loss {result.loss:.3f}); fine-tune it with: texttune train --model {result.output} --data ..."
+    )
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .artifacts import read_manifest
+    from .strategies import export_merged
+
+    strategy = read_manifest(args.run).strategy
+    if strategy in ("lora", "ia3") and not args.merge:
+        raise ConfigError(f"the run uses {strategy} adapters; pass --merge to fold them into the weights")
+    output = export_merged(args.run, args.output, overwrite=args.overwrite)
+    print(f"plain transformers model written to {output} (load it with AutoModelForSequenceClassification)")
+    return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -383,6 +473,8 @@ COMMANDS = {
     "predict": cmd_predict,
     "demo": cmd_demo,
     "serve": cmd_serve,
+    "pretrain": cmd_pretrain,
+    "export": cmd_export,
     "datasets": cmd_datasets,
     "models": cmd_models,
 }

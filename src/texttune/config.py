@@ -15,6 +15,8 @@ from .errors import ConfigError
 
 TASKS = ("auto", "single_label", "multi_label", "regression")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+HEADS = ("linear", "mlp")
+POOLINGS = ("auto", "cls", "mean", "last")
 
 
 def _flag(name: str) -> str:
@@ -212,14 +214,108 @@ class TrainConfig:
 
 
 @dataclass
+class StrategyConfig:
+    """Which parameters train and how: the fine-tuning strategy and its knobs.
+
+    Each knob only matters for the strategies named in its help text; the others ignore it.
+    """
+
+    strategy: str = field(
+        default="full",
+        metadata={
+            "help": "full (every parameter trains), freeze (frozen base, a head trains on cached features), "
+            "partial (--freeze-layers), lora, ia3, prefix, prompt or ptuning (peft adapters)."
+        },
+    )
+    head: str = field(default="linear", metadata={"help": "freeze: the head, linear or mlp."})
+    pooling: str = field(
+        default="auto",
+        metadata={
+            "help": "freeze: how token vectors become one feature vector: cls (first token), mean, last "
+            "(last non-pad token). auto: last for decoder models, else cls."
+        },
+    )
+    head_hidden_size: int = field(default=256, metadata={"help": "freeze --head mlp: hidden layer width."})
+    head_layers: int = field(default=1, metadata={"help": "freeze --head mlp: number of hidden layers."})
+    head_dropout: float = field(default=0.1, metadata={"help": "freeze: dropout before each head layer."})
+    head_batchnorm: bool = field(
+        default=False, metadata={"help": "freeze --head mlp: BatchNorm after each hidden layer."}
+    )
+    freeze_layers: int | None = field(
+        default=None,
+        metadata={
+            "help": "partial: freeze the embeddings and the bottom N transformer layers; a negative N "
+            "keeps the top -N layers trainable and freezes the rest."
+        },
+    )
+    lora_rank: int = field(default=8, metadata={"help": "lora: rank of the update matrices."})
+    lora_alpha: float = field(default=16.0, metadata={"help": "lora: scaling (alpha / rank)."})
+    lora_dropout: float = field(default=0.1, metadata={"help": "lora: dropout on the adapter input."})
+    target_modules: str | None = field(
+        default=None,
+        metadata={
+            "help": "lora/ia3: comma-separated module names to adapt (e.g. query,value). "
+            "Default: chosen for the architecture."
+        },
+    )
+    num_virtual_tokens: int = field(
+        default=20, metadata={"help": "prefix/prompt/ptuning: number of virtual tokens."}
+    )
+    mlm_first: str | None = field(
+        default=None,
+        metadata={
+            "help": "Unlabelled text (a .txt file, one text per line, or any data file) to continue "
+            "masked-LM pretraining on before fine-tuning."
+        },
+    )
+    mlm_epochs: float = field(default=1.0, metadata={"help": "--mlm-first: epochs of masked-LM training."})
+    mlm_learning_rate: float = field(
+        default=5e-5, metadata={"help": "--mlm-first: learning rate of masked-LM training."}
+    )
+    mlm_probability: float = field(
+        default=0.15, metadata={"help": "--mlm-first: share of tokens masked (BERT used 0.15)."}
+    )
+    whole_word_mask: bool = field(
+        default=False, metadata={"help": "--mlm-first: mask whole words instead of single word pieces."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise ConfigError(f"--head {self.head!r} is not one of {', '.join(HEADS)}")
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"--pooling {self.pooling!r} is not one of {', '.join(POOLINGS)}")
+        positive = ("head_hidden_size", "head_layers", "lora_rank", "lora_alpha", "num_virtual_tokens")
+        positive += ("mlm_epochs", "mlm_learning_rate")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{_flag(name)} must be positive, got {getattr(self, name)}")
+        for name in ("head_dropout", "lora_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"{_flag(name)} must be in [0, 1), got {getattr(self, name)}")
+        if not 0.0 < self.mlm_probability < 1.0:
+            raise ConfigError(f"--mlm-probability must be between 0 and 1, got {self.mlm_probability}")
+        if self.strategy == "partial" and self.freeze_layers is None:
+            raise ConfigError("--strategy partial needs --freeze-layers N (bottom layers to freeze)")
+        if self.target_modules is not None and not self.target_module_list():
+            raise ConfigError("--target-modules must name at least one module, e.g. query,value")
+
+    def target_module_list(self) -> list[str] | None:
+        """``--target-modules`` as a list, or None for the architecture's default."""
+        if self.target_modules is None:
+            return None
+        return [name.strip() for name in self.target_modules.split(",") if name.strip()]
+
+
+@dataclass
 class RunConfig:
     """Everything that defines a training run."""
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
 
-    SECTIONS = ("data", "model", "train")
+    SECTIONS = ("data", "model", "train", "strategy")
 
     def to_dict(self) -> dict[str, Any]:
         return {name: dataclasses.asdict(getattr(self, name)) for name in self.SECTIONS}
@@ -250,10 +346,16 @@ class RunConfig:
             data=DataConfig(**parts["data"]),
             model=ModelConfig(**parts["model"]),
             train=TrainConfig(**parts["train"]),
+            strategy=StrategyConfig(**parts["strategy"]),
         )
 
 
-_SECTION_CLASSES = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+_SECTION_CLASSES = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "strategy": StrategyConfig,
+}
 
 
 def field_owners() -> dict[str, str]:

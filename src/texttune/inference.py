@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .artifacts import MODEL_CONFIG_FILE, RunManifest, read_manifest, require_files
+from .artifacts import RunManifest, read_manifest, require_files
 from .data import LABELS, MULTI_LABEL, REGRESSION, TEXT, TEXT_PAIR, iter_frames, resolve_text_columns
 from .errors import DataError
 from .metrics import evaluate_predictions, sigmoid, softmax
@@ -48,11 +48,11 @@ def select_device(device: str | None = None) -> str:
 
 
 def load_model_for_run(run: Path, manifest: RunManifest):
-    """The trained model of a run, in eval mode. Weights load from safetensors only."""
-    from transformers import AutoModelForSequenceClassification
+    """The trained model of a run, in eval mode, loaded by the run's strategy. Weights load from safetensors only."""
+    from .strategies import get_strategy
 
-    require_files(run, [MODEL_CONFIG_FILE, "model.safetensors", "tokenizer_config.json"])
-    return AutoModelForSequenceClassification.from_pretrained(str(run), use_safetensors=True)
+    require_files(run, ["tokenizer_config.json"])
+    return get_strategy(manifest.strategy).load(Path(run), manifest)
 
 
 class Predictor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,7 @@ from .artifacts import (
     CONFUSION_MATRIX_FILE,
     MANIFEST_FILE,
     METRICS_FILE,
+    MLM_MODEL_DIR,
     REPORT_FILE,
     TEST_METRICS_FILE,
     TRAINING_LOG_FILE,
@@ -44,6 +46,7 @@ from .metrics import (
     scalar_metrics,
 )
 from .modeling import build_model, check_model_folder, count_parameters, resolve_model_path
+from .strategies import get_strategy
 from .tokenization import load_tokenizer, make_collator, resolve_max_length, tokenize_dataset
 
 logger = logging.getLogger(__name__)
@@ -142,8 +145,11 @@ def _check_metric_name(config: RunConfig, report: dict[str, Any]) -> None:
         )
 
 
-def train(config: RunConfig) -> TrainResult:
+def train(config: RunConfig, *, callbacks: list | None = None) -> TrainResult:
     """Fine-tune, evaluate and save a run into ``config.train.output``.
+
+    ``config.strategy`` picks what trains (see :mod:`texttune.strategies`); ``callbacks`` are extra
+    ``TrainerCallback`` objects passed to the ``Trainer``.
 
     Example:
         >>> from texttune import RunConfig, DataConfig, TrainConfig, train
@@ -164,6 +170,7 @@ def train(config: RunConfig) -> TrainResult:
     if config.train.resume:
         _check_resumable(config)
     output = check_output_dir(config.train.output, config.train.overwrite)
+    strategy = get_strategy(config.strategy.strategy)
     data = load_training_data(config.data)
     if config.train.metric_for_best_model:
         _check_metric_name(config, _dummy_report(data))
@@ -175,6 +182,10 @@ def train(config: RunConfig) -> TrainResult:
     tokenizer = load_tokenizer(model_path, trust_remote_code=config.model.trust_remote_code)
     max_length = resolve_max_length(tokenizer, config.model.max_length)
     encoded = {name: tokenize_dataset(split, tokenizer, max_length) for name, split in data.splits.items()}
+    mlm_folder = None
+    if config.strategy.mlm_first:
+        mlm_folder = _continue_pretraining(config, model_path, output)
+        model_path = str(mlm_folder)
     # Seed before the new classification head is initialised (Trainer seeds only later, in its __init__).
     set_seed(config.train.seed)
     model = build_model(
@@ -185,9 +196,14 @@ def train(config: RunConfig) -> TrainResult:
         trust_remote_code=config.model.trust_remote_code,
         allow_pickle=config.model.allow_pickle,
     )
+    model = strategy.prepare(model, config.strategy)
     trainable, total = count_parameters(model)
     logger.info(
-        "parameters: %s trainable of %s (%.1f%%)", f"{trainable:,}", f"{total:,}", 100 * trainable / total
+        "%s: %s trainable parameters of %s (%.2f%%)",
+        strategy.name,
+        f"{trainable:,}",
+        f"{total:,}",
+        100 * trainable / total,
     )
 
     resume = config.train.resume
@@ -211,28 +227,40 @@ def train(config: RunConfig) -> TrainResult:
         record_resume_config(tmp, config.to_dict())
         has_validation = "validation" in encoded
         args = build_training_arguments(config, tmp / CHECKPOINT_DIR, data.task, has_validation)
-        callbacks = []
+        callbacks = list(callbacks or [])
         if config.train.early_stopping_patience and has_validation:
             callbacks.append(
                 EarlyStoppingCallback(early_stopping_patience=config.train.early_stopping_patience)
             )
+        started = time.perf_counter()
+        inputs = strategy.training_inputs(
+            model,
+            {name: encoded[name] for name in ("train", "validation") if name in encoded},
+            make_collator(tokenizer),
+            batch_size=config.train.eval_batch_size,
+            device=args.device,
+        )
+        for name, value in inputs.argument_overrides.items():
+            setattr(args, name, value)
         trainer = TexttuneTrainer(
-            model=model,
+            model=inputs.model,
             args=args,
-            train_dataset=encoded["train"],
-            eval_dataset=encoded.get("validation"),
+            train_dataset=inputs.datasets["train"],
+            eval_dataset=inputs.datasets.get("validation"),
             processing_class=tokenizer,
-            data_collator=make_collator(tokenizer),
+            data_collator=inputs.collator,
             compute_metrics=make_compute_metrics(data.task, data.label_names),
             callbacks=callbacks,
         )
-        started = time.perf_counter()
         train_output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         train_seconds = time.perf_counter() - started
 
-        # save_pretrained, not trainer.save_model: the latter adds a pickled training_args.bin.
-        trainer.model.save_pretrained(str(tmp))
+        # The strategy saves with save_pretrained, never trainer.save_model (it adds a pickled
+        # training_args.bin); ``model`` is the whole prepared model, which holds what the Trainer trained.
+        strategy.save(model, tmp)
         tokenizer.save_pretrained(str(tmp))
+        if mlm_folder is not None:
+            shutil.move(str(mlm_folder), str(tmp / MLM_MODEL_DIR))
         manifest = RunManifest(
             task=data.task,
             label_names=data.label_names,
@@ -241,6 +269,7 @@ def train(config: RunConfig) -> TrainResult:
             label_column=data.label_column,
             max_length=max_length,
             base_model=config.model.model,
+            strategy=strategy.name,
             threshold=DEFAULT_THRESHOLD,
             trainable_parameters=trainable,
             total_parameters=total,
@@ -255,6 +284,8 @@ def train(config: RunConfig) -> TrainResult:
         metrics["train_samples_per_second"] = round(
             float(train_output.metrics.get("train_samples_per_second", 0)), 3
         )
+        if inputs.feature_seconds:
+            metrics["feature_seconds"] = round(inputs.feature_seconds, 2)
         metrics["trainable_parameters"] = trainable
         metrics["total_parameters"] = total
         write_json(tmp / METRICS_FILE, metrics)
@@ -274,7 +305,7 @@ def train(config: RunConfig) -> TrainResult:
         trainable_parameters=trainable,
         total_parameters=total,
         log_history=log_history,
-        model=trainer.model,
+        model=model,
     )
 
 
@@ -333,8 +364,6 @@ def _checkpoint_trash(work: Path) -> Path:
 
 
 def _remove_folder(folder: Path) -> None:
-    import shutil
-
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -349,3 +378,33 @@ def _check_resumable(config: RunConfig) -> None:
     work = partial_dir(output)
     if work.is_dir():
         check_resume_config(work, config.to_dict())
+
+
+def _continue_pretraining(config: RunConfig, model_path: str, output: Path) -> Path:
+    """``--mlm-first``: masked-LM training on unlabelled text, into a folder beside the run's work folder.
+
+    The folder moves into the finished run (``mlm_model/``); adapter runs load their base model from it.
+    If training fails after this step, the hidden ``.NAME.mlm`` folder stays until the next run to NAME.
+    """
+    from .pretraining import pretrain
+
+    folder = output.parent / f".{output.name}.mlm"
+    shutil.rmtree(folder, ignore_errors=True)
+    options = config.strategy
+    pretrain(
+        options.mlm_first,
+        model_path,
+        folder,
+        epochs=options.mlm_epochs,
+        learning_rate=options.mlm_learning_rate,
+        batch_size=config.train.batch_size,
+        max_length=config.model.max_length,
+        mlm_probability=options.mlm_probability,
+        whole_word_mask=options.whole_word_mask,
+        seed=config.train.seed,
+        progress=config.train.progress,
+        use_cpu=config.train.use_cpu,
+        overwrite=True,
+        trust_remote_code=config.model.trust_remote_code,
+    )
+    return folder

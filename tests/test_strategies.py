@@ -1,0 +1,420 @@
+"""The strategy grid (every strategy x every tiny model) and each strategy's errors, export and pretraining."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+import torch
+from transformers import TrainerCallback
+
+from conftest import review_frame
+from texttune import DataConfig, ModelConfig, Predictor, RunConfig, TrainConfig, evaluate_run, train
+from texttune.cli import main
+from texttune.config import StrategyConfig
+from texttune.errors import ConfigError, ModelError
+from texttune.strategies import Strategy, get_strategy, register, strategy_names
+
+TEXTS = ["the film was good fun", "awful boring plot", "really clever and moving story", "dull"]
+MODELS = ("tiny_bert", "tiny_distilbert", "tiny_gpt2")
+
+
+def _adapter(*markers: str):
+    return lambda name: any(m in name for m in (*markers, "modules_to_save"))
+
+
+def _partial(name: str) -> bool:
+    frozen = re.search(r"embeddings\.|embed_tokens\.|\.wte\.|\.wpe\.|\.(layer|layers|h)\.0\.", name)
+    return frozen is None
+
+
+#: strategy -> (options, is this parameter of the Trainer's model expected to train?)
+STRATEGIES = {
+    "full": ({}, lambda name: True),
+    "freeze": ({}, lambda name: name.startswith("net.")),
+    "freeze_mlp": (
+        {
+            "strategy": "freeze",
+            "head": "mlp",
+            "head_hidden_size": 8,
+            "head_layers": 2,
+            "head_batchnorm": True,
+        },
+        lambda name: name.startswith("net."),
+    ),
+    "partial": ({"freeze_layers": 1}, _partial),
+    "lora": ({}, _adapter("lora_")),
+    "ia3": ({}, _adapter("ia3_")),
+    "prefix": ({}, _adapter("prompt_encoder")),
+    "prompt": ({"num_virtual_tokens": 4}, _adapter("prompt_encoder")),
+    "ptuning": ({"num_virtual_tokens": 4}, _adapter("prompt_encoder")),
+}
+#: Combinations that must fail with a clear error instead (see test_unsupported_combinations).
+UNSUPPORTED = {
+    ("prefix", "tiny_distilbert"): "does not support distilbert models",
+    ("prompt", "tiny_gpt2"): "on a decoder model",
+    ("ptuning", "tiny_gpt2"): "on a decoder model",
+}
+#: The MLP head variant runs on one model only: the head does not depend on the base architecture.
+GRID = [
+    (s, m)
+    for s in STRATEGIES
+    for m in MODELS
+    if (s, m) not in UNSUPPORTED and (s != "freeze_mlp" or m == "tiny_bert")
+]
+#: Llama-style decoders: the strategies decoder models must support.
+GRID += [(s, "tiny_llama") for s in ("full", "partial", "lora")]
+
+
+class Recorder(TrainerCallback):
+    """Snapshots the Trainer's model parameters before and after training."""
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self.trainable = {n: p.requires_grad for n, p in model.named_parameters()}
+        self.before = {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        self.steps = state.global_step
+        self.after = {n: p.detach().cpu().clone() for n, p in model.named_parameters()}
+
+
+def strategy_config(name: str, **overrides) -> StrategyConfig:
+    options = dict(STRATEGIES[name][0]) if name in STRATEGIES else {}
+    options.setdefault("strategy", name)
+    options.update(overrides)
+    return StrategyConfig(**options)
+
+
+def run_config(model: str, data: str, output, strategy: StrategyConfig, **train_kwargs) -> RunConfig:
+    settings = {"epochs": 1.0, "batch_size": 16, "learning_rate": 1e-2, "progress": False, "use_cpu": True}
+    settings.update(train_kwargs)
+    return RunConfig(
+        data=DataConfig(data=data, validation_split=0.25),
+        model=ModelConfig(model=model, max_length=32),
+        train=TrainConfig(output=str(output), **settings),
+        strategy=strategy,
+    )
+
+
+@pytest.fixture(scope="module")
+def small_csv(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("data") / "reviews.csv"
+    review_frame(40).to_csv(path, index=False)  # 30 training rows: 2 steps of batch 16
+    return str(path)
+
+
+@pytest.mark.parametrize(("strategy", "model_fixture"), GRID)
+def test_grid(strategy, model_fixture, small_csv, tmp_path, request):
+    model_path = request.getfixturevalue(model_fixture)
+    recorder = Recorder()
+    result = train(
+        run_config(model_path, small_csv, tmp_path / "run", strategy_config(strategy)), callbacks=[recorder]
+    )
+    run = result.output
+    assert recorder.steps == 2
+
+    # exactly the expected parameters train
+    expected = STRATEGIES[strategy][1]
+    wrong = [n for n, trains in recorder.trainable.items() if trains != expected(n)]
+    assert not wrong, wrong
+    assert any(recorder.trainable.values())
+
+    # after 2 steps every trainable tensor changed and every frozen one did not
+    for name, trains in recorder.trainable.items():
+        changed = not torch.equal(recorder.before[name].cpu(), recorder.after[name])
+        assert changed == trains, (name, trains)
+    if strategy.startswith("freeze"):  # the base never reaches the Trainer: it must be untouched
+        from transformers import AutoModel
+
+        pretrained = AutoModel.from_pretrained(model_path).state_dict()
+        for key, value in result.model.base.state_dict().items():
+            assert torch.equal(value, pretrained[key]), key
+        assert not any(p.requires_grad for p in result.model.base.parameters())
+
+    # trainable vs total parameters are logged and stored
+    manifest = json.loads((run / "texttune.json").read_text())
+    n_trainable = sum(recorder.before[n].numel() for n, t in recorder.trainable.items() if t)
+    assert manifest["trainable_parameters"] == result.trainable_parameters == n_trainable
+    assert 0 < manifest["trainable_parameters"] <= manifest["total_parameters"]
+    assert manifest["strategy"] == (STRATEGIES[strategy][0].get("strategy") or strategy)
+    stored = json.loads((run / "metrics.json").read_text())
+    assert stored["trainable_parameters"] == n_trainable
+
+    # logits shape and a finite loss from the in-memory model
+    memory = Predictor(result.model, Predictor.load(run).tokenizer, Predictor.load(run).manifest)
+    batch = memory.tokenizer(TEXTS, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        out = result.model.eval()(**batch, labels=torch.tensor([1, 0, 1, 0]))
+    assert tuple(out.logits.shape) == (4, 2) and math.isfinite(float(out.loss))
+
+    # save -> load gives identical logits; predict works from the saved run
+    loaded = Predictor.load(run)
+    np.testing.assert_allclose(loaded.logits(TEXTS), memory.logits(TEXTS), rtol=1e-5, atol=1e-6)
+    assert [p.label for p in loaded.predict(TEXTS)] == [p.label for p in memory.predict(TEXTS)]
+    assert loaded.predict(["good fun"])[0].label in {"negative", "positive"}
+
+    # `texttune evaluate RUN` reproduces the stored validation metrics
+    again = evaluate_run(run).metrics
+    for key, value in again.items():
+        assert stored[key] == value, key
+
+
+@pytest.mark.parametrize(("strategy", "model_fixture"), sorted(UNSUPPORTED))
+def test_unsupported_combinations(strategy, model_fixture, small_csv, tmp_path, request):
+    model_path = request.getfixturevalue(model_fixture)
+    with pytest.raises(ModelError, match=UNSUPPORTED[(strategy, model_fixture)]):
+        train(run_config(model_path, small_csv, tmp_path / "run", strategy_config(strategy)))
+    assert not (tmp_path / "run").exists()
+
+
+def test_registry_lists_names_and_refuses_duplicates():
+    assert {"full", "freeze", "partial", "lora", "ia3", "prefix", "prompt", "ptuning"} <= set(
+        strategy_names()
+    )
+    with pytest.raises(ConfigError, match=r"--strategy 'adapterx' is not known; choose one of freeze, full"):
+        get_strategy("adapterx")
+    with pytest.raises(ValueError, match=r"strategy 'lora' is already registered"):
+
+        @register("lora")
+        class Again(Strategy):
+            pass
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"head": "svm"}, r"--head 'svm' is not one of linear, mlp"),
+        ({"pooling": "max"}, r"--pooling 'max' is not one of auto, cls, mean, last"),
+        ({"strategy": "partial"}, r"--strategy partial needs --freeze-layers N"),
+        ({"lora_rank": 0}, r"--lora-rank must be positive, got 0"),
+        ({"head_dropout": 1.0}, r"--head-dropout must be in \[0, 1\), got 1.0"),
+        ({"mlm_probability": 0.0}, r"--mlm-probability must be between 0 and 1, got 0.0"),
+        ({"target_modules": " , "}, r"--target-modules must name at least one module"),
+    ],
+)
+def test_strategy_config_validation(options, message):
+    with pytest.raises(ConfigError, match=message):
+        StrategyConfig(**options)
+
+
+def test_model_dependent_errors(tiny_bert, small_csv, tmp_path):
+    cases = [
+        ({"strategy": "partial", "freeze_layers": 3}, r"--freeze-layers 3 exceeds the model's 2 layers"),
+        ({"strategy": "lora", "target_modules": "q_proj"}, r"--target-modules q_proj not found in the model"),
+    ]
+    for options, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            train(run_config(tiny_bert, small_csv, tmp_path / "run", StrategyConfig(**options)))
+
+
+def test_partial_refuses_a_model_without_a_layer_list():
+    from types import SimpleNamespace
+
+    from texttune.strategies.partial import find_layers
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    model.config = SimpleNamespace(num_hidden_layers=2, model_type="mystery")
+    with pytest.raises(ModelError, match=r"cannot find the transformer layers of a 'mystery' model"):
+        find_layers(model)
+
+
+def test_negative_freeze_layers_keeps_top_layers_trainable(tiny_bert):
+    from texttune.modeling import build_model
+
+    model = build_model(tiny_bert, task="single_label", label_names=["a", "b"])
+    get_strategy("partial").prepare(model, StrategyConfig(strategy="partial", freeze_layers=-1))
+    trains = {n: p.requires_grad for n, p in model.named_parameters()}
+    assert not trains["bert.encoder.layer.0.attention.self.query.weight"]
+    assert trains["bert.encoder.layer.1.attention.self.query.weight"]
+    assert not trains["bert.embeddings.word_embeddings.weight"] and trains["classifier.weight"]
+
+
+def test_freeze_runs_the_base_only_to_cache_features(tiny_bert, small_csv, tmp_path, monkeypatch):
+    from texttune.strategies import freeze
+
+    calls = []
+    original = freeze.FrozenBaseClassifier.pooled
+    monkeypatch.setattr(
+        freeze.FrozenBaseClassifier,
+        "pooled",
+        lambda self, *a, **k: calls.append(1) or original(self, *a, **k),
+    )
+
+    class Count(TrainerCallback):
+        def on_train_begin(self, *args, **kwargs):
+            self.begin = len(calls)
+
+        def on_train_end(self, *args, **kwargs):
+            self.end = len(calls)
+
+    counter = Count()
+    options = StrategyConfig(strategy="freeze", pooling="mean", head="mlp", head_hidden_size=8)
+    result = train(
+        run_config(tiny_bert, small_csv, tmp_path / "run", options, epochs=5.0), callbacks=[counter]
+    )
+    assert counter.begin == 2  # one batch of 30 training rows + one of 10 validation rows, before training
+    assert counter.end == counter.begin  # 5 epochs and 5 evaluations without a single base forward pass
+    assert result.metrics["feature_seconds"] >= 0
+    spec = json.loads((result.output / "head.json").read_text())
+    assert spec["pooling"] == "mean" and spec["head"] == "mlp"
+    (result.output / "head.json").write_text(json.dumps(dict(spec, hidden_size=4)))
+    with pytest.raises(ModelError, match=r"head.safetensors does not match head.json; retrain the run"):
+        Predictor.load(result.output)
+
+
+def test_export_merged_lora_and_ia3_load_with_transformers_alone(tiny_bert, small_csv, tmp_path, capsys):
+    import shutil
+
+    from transformers import AutoModelForSequenceClassification
+
+    base = tmp_path / "base"
+    shutil.copytree(tiny_bert, base)
+    for strategy in ("lora", "ia3"):
+        run = train(run_config(str(base), small_csv, tmp_path / strategy, strategy_config(strategy))).output
+        assert main(["export", str(run), "--output", str(tmp_path / "plain"), "--quiet"]) == 2
+        assert "pass --merge" in capsys.readouterr().err
+        out = tmp_path / f"{strategy}-merged"
+        assert main(["export", str(run), "--merge", "--output", str(out), "--quiet"]) == 0
+        assert not (out / "adapter_config.json").exists() and (out / "tokenizer.json").is_file()
+        plain = AutoModelForSequenceClassification.from_pretrained(str(out)).eval()
+        assert plain.config.id2label == {0: "negative", 1: "positive"}
+        predictor = Predictor.load(run)
+        batch = predictor.tokenizer(TEXTS[:1], return_tensors="pt")
+        with torch.inference_mode():
+            np.testing.assert_allclose(
+                plain(**batch).logits.numpy(), predictor.logits(TEXTS[:1]), rtol=1e-4, atol=1e-5
+            )
+
+    shutil.rmtree(base)  # an adapter run needs its base model; the merged export does not
+    with pytest.raises(ModelError, match=r"the ia3 run .* needs its base model .*base'.*restore it"):
+        Predictor.load(tmp_path / "ia3")
+    assert AutoModelForSequenceClassification.from_pretrained(str(tmp_path / "ia3-merged")) is not None
+
+
+def test_export_refuses_prompt_runs(tiny_bert, small_csv, tmp_path, capsys):
+    run = train(run_config(tiny_bert, small_csv, tmp_path / "run", strategy_config("prompt"))).output
+    assert main(["export", str(run), "--merge", "--output", str(tmp_path / "out"), "--quiet"]) == 2
+    assert "a 'prompt' run cannot be exported as a plain transformers model" in capsys.readouterr().err
+
+
+def test_pretrain_then_train_and_mlm_first(tiny_bert, small_csv, tmp_path, capsys):
+    corpus = tmp_path / "domain.txt"
+    corpus.write_text("\n".join(review_frame(40, seed=3)["text"]) + "\n\n", encoding="utf-8")
+    adapted = tmp_path / "adapted"
+    args = ["pretrain", "--data", str(corpus), "--model", tiny_bert, "--output", str(adapted)]
+    args += ["--whole-word-mask", "--batch-size", "16", "--use-cpu", "--quiet"]
+    assert main(args) == 0
+    assert "model saved to" in capsys.readouterr().out
+    assert (adapted / "model.safetensors").is_file() and (adapted / "tokenizer.json").is_file()
+    from safetensors.torch import load_file
+
+    before, after = load_file(f"{tiny_bert}/model.safetensors"), load_file(str(adapted / "model.safetensors"))
+    key = "encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(before[key], after["bert." + key])  # the masked-LM training changed the encoder
+
+    out = tmp_path / "run"
+    train_args = ["train", "--data", small_csv, "--model", str(adapted), "--output", str(out)]
+    train_args += ["--epochs", "1", "--max-length", "32", "--no-progress", "--use-cpu", "--quiet"]
+    assert main(train_args) == 0
+    assert main(["export", str(out), "--output", str(tmp_path / "exported"), "--quiet"]) == 0  # full: as is
+    assert (tmp_path / "exported" / "model.safetensors").is_file()
+
+    options = StrategyConfig(strategy="lora", mlm_first=str(corpus), mlm_epochs=1.0)
+    result = train(run_config(tiny_bert, small_csv, tmp_path / "both", options))
+    assert (result.output / "mlm_model" / "model.safetensors").is_file()
+    assert not list(tmp_path.glob(".both*"))
+    assert json.loads((result.output / "texttune.json").read_text())["config"]["strategy"]["mlm_first"]
+    memory = Predictor(
+        result.model, Predictor.load(result.output).tokenizer, Predictor.load(result.output).manifest
+    )
+    np.testing.assert_allclose(Predictor.load(result.output).logits(TEXTS), memory.logits(TEXTS), atol=1e-6)
+
+
+def test_pretrain_refuses_decoder_models(tiny_gpt2, tmp_path, capsys):
+    corpus = tmp_path / "domain.txt"
+    corpus.write_text("good fun\nawful plot\n", encoding="utf-8")
+    assert (
+        main(["pretrain", "--data", str(corpus), "--model", tiny_gpt2, "--output", str(tmp_path / "o")]) == 2
+    )
+    assert "has no mask token, so it cannot do masked-LM pretraining" in capsys.readouterr().err
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n  \n", encoding="utf-8")
+    assert (
+        main(["pretrain", "--data", str(empty), "--model", tiny_gpt2, "--output", str(tmp_path / "o")]) == 2
+    )
+    assert "holds no text to pretrain on" in capsys.readouterr().err
+
+
+def test_cli_strategy_flags_and_unknown_strategy(tiny_gpt2, small_csv, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--data", small_csv, "--model", tiny_gpt2, "--output", str(out), "--epochs", "1"]
+    args += ["--max-length", "32", "--no-progress", "--use-cpu", "--quiet"]
+    assert main([*args, "--strategy", "lora", "--lora-rank", "2", "--target-modules", "c_attn"]) == 0
+    manifest = json.loads((out / "texttune.json").read_text())
+    assert manifest["strategy"] == "lora" and manifest["config"]["strategy"]["lora_rank"] == 2
+    assert main(["predict", str(out), "good fun", "--quiet"]) == 0
+    assert main([*args, "--overwrite", "--strategy", "adapterx"]) == 2
+    assert "--strategy 'adapterx' is not known; choose one of" in capsys.readouterr().err
+
+
+def test_pretrain_data_errors(tmp_path, capsys):
+    from texttune.errors import DataError
+    from texttune.pretraining import read_texts
+
+    with pytest.raises(DataError, match=r"text file not found: .*missing.txt \(check --data\)"):
+        read_texts(str(tmp_path / "missing.txt"))
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("caf\xe9 cr\xe8me\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin.txt is not utf-8 text .*; pass --encoding"):
+        read_texts(str(latin))
+    assert read_texts(str(latin), encoding="latin-1") == ["caf\xe9 cr\xe8me"]
+    assert main(["pretrain", "--data", str(latin), "--output", str(tmp_path / "o"), "--epochs", "0"]) == 2
+    assert "--epochs must be positive, got 0.0" in capsys.readouterr().err
+
+
+def test_whole_word_masking_masks_every_piece_of_a_word(tiny_bert):
+    from transformers import AutoTokenizer, DataCollatorForLanguageModeling
+
+    from texttune.pretraining import _whole_word_collator
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    texts = ["brilliantly superbness tediousness", "awfully boring cleverness and lovelyish plots"] * 8
+    rows = [tokenizer(t, return_offsets_mapping=True, return_special_tokens_mask=True) for t in texts]
+    base = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.5, whole_word_mask=True, seed=0)
+    batch = _whole_word_collator(base, tokenizer)([dict(r) for r in rows])
+    assert (batch["labels"] != -100).any()
+    for i, text in enumerate(texts):
+        words = tokenizer(text).word_ids()
+        masked = (batch["labels"][i, : len(words)] != -100).tolist()
+        by_word: dict[int, set[bool]] = {}
+        for word, flag in zip(words, masked):
+            if word is not None:
+                by_word.setdefault(word, set()).add(flag)
+        assert all(len(flags) == 1 for flags in by_word.values()), (text, words, masked)
+        assert any(len([w for w in words if w == k]) > 1 for k in by_word)  # some words have several pieces
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("options", "learning_rate", "epochs"), [({"strategy": "freeze", "head": "mlp"}, 1e-3, 10.0)]
+)
+def test_minilm_strategies_learn_sms_spam(options, learning_rate, epochs, tmp_path):
+    config = RunConfig(
+        data=DataConfig(data="sms_spam", max_train_samples=800, max_eval_samples=300),
+        model=ModelConfig(model="minilm", max_length=64),
+        train=TrainConfig(
+            output=str(tmp_path / "run"), epochs=epochs, learning_rate=learning_rate, progress=False
+        ),
+        strategy=StrategyConfig(**options),
+    )
+    result = train(config)
+    assert result.metrics["accuracy"] > 0.9
+    assert result.trainable_parameters < 0.01 * result.total_parameters
+    memory = Predictor(
+        result.model, Predictor.load(result.output).tokenizer, Predictor.load(result.output).manifest
+    )
+    texts = ["WINNER!! Claim your free prize now, text WIN to 80086", "see you at lunch tomorrow?"]
+    np.testing.assert_allclose(Predictor.load(result.output).logits(texts), memory.logits(texts), atol=1e-5)
