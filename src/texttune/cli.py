@@ -141,6 +141,27 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoding", default="utf-8", help="Text encoding of --data (default: utf-8).")
     p.add_argument("--batch-size", type=int, default=64, help="Prediction batch size (default: 64).")
     p.add_argument("--json", action="store_true", help="Print JSON (one object per text).")
+    p.add_argument(
+        "--backend",
+        choices=("auto", "torch", "onnx"),
+        default="auto",
+        help="What runs the model: the run's ONNX export (`texttune export RUN --onnx`), PyTorch, or auto "
+        "(ONNX when the run has one; default).",
+    )
+    _add_common(p)
+
+    p = sub.add_parser(
+        "export",
+        help="Export a run for deployment (ONNX, optionally int8).",
+        description="Export a run. --onnx: an ONNX model with fused attention (optionally int8-quantized), "
+        "written to RUN/onnx/ (used by `texttune predict RUN` from then on) or to a stand-alone --output "
+        "folder, followed by a parity check against the PyTorch model on the run's validation split.",
+    )
+    p.add_argument("run", help="Run folder written by `texttune train`.")
+    p.add_argument("--onnx", action="store_true", help="Export to ONNX (needs the `onnx` extra).")
+    p.add_argument("--quantize", choices=("int8",), help="With --onnx: dynamic int8 quantization.")
+    p.add_argument("--output", help="Folder to write (default: the run itself, under RUN/onnx/).")
+    p.add_argument("--overwrite", action="store_true", help="Replace an existing export.")
     _add_common(p)
 
     p = sub.add_parser(
@@ -337,7 +358,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise ConfigError(f"--batch-size must be positive, got {args.batch_size}")
     if args.output and Path(args.output).exists() and not args.overwrite:
         raise ConfigError(f"{args.output} exists; pass --overwrite to replace it")
-    predictor = Predictor.load(args.run, batch_size=args.batch_size)
+    predictor = Predictor.load(args.run, batch_size=args.batch_size, backend=args.backend)
     if args.data:
         started = time.perf_counter()
         rows = predictor.predict_file(
@@ -361,6 +382,35 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(_format_prediction(text, prediction, predictor.task, args.json))
         return 0
     return _interactive(predictor, args.json)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    if args.quantize and not args.onnx:
+        raise ConfigError("--quantize applies to --onnx; add --onnx")
+    if args.onnx:
+        return _export_onnx(args)
+    raise ConfigError("choose what to export: --onnx")
+
+
+def _export_onnx(args: argparse.Namespace) -> int:
+    from .export import export_onnx
+
+    result = export_onnx(args.run, args.output, quantize=args.quantize, overwrite=args.overwrite)
+    kind = "int8" if result.quantize else "fp32"
+    fused = "fused attention" if result.fused else "attention not fused"
+    print(f"ONNX model ({kind}, {fused}, {result.size_bytes / 1e6:.1f} MB) written to {result.model_file}")
+    parity = result.parity
+    if parity is None:
+        print("parity check skipped: the run has no validation.parquet")
+        return 0
+    what = "value" if parity.label_agreement is None else "probability"
+    line = f"parity on {parity.rows} validation rows: max abs {what} diff {parity.max_abs_diff:.2e}"
+    if parity.label_agreement is not None:
+        line += f", label agreement {100 * parity.label_agreement:.2f}%"
+    if parity.accuracy_torch is not None:
+        line += f", accuracy {parity.accuracy_torch:.4f} (torch) vs {parity.accuracy_onnx:.4f} (onnx)"
+    print(line)
+    return 0
 
 
 def _format_prediction(text: str, prediction, task: str, as_json: bool) -> str:
@@ -471,6 +521,7 @@ COMMANDS = {
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "predict": cmd_predict,
+    "export": cmd_export,
     "demo": cmd_demo,
     "serve": cmd_serve,
     "pretrain": cmd_pretrain,

@@ -13,13 +13,17 @@ import numpy as np
 
 from .artifacts import RunManifest, read_manifest, require_files
 from .data import LABELS, MULTI_LABEL, REGRESSION, TEXT, TEXT_PAIR, iter_frames, resolve_text_columns
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .metrics import evaluate_predictions, sigmoid, softmax
 
 logger = logging.getLogger(__name__)
 
 #: Output formats of :meth:`Predictor.predict_file`, by file extension.
 OUTPUT_FORMATS = (".csv", ".tsv", ".jsonl", ".parquet")
+
+#: What runs the model: ``auto`` uses the run's ONNX export when it has one (and ONNX Runtime is
+#: installed and the device is the CPU), else PyTorch.
+BACKENDS = ("auto", "torch", "onnx")
 
 
 @dataclass
@@ -65,22 +69,68 @@ class Predictor:
     """
 
     def __init__(self, model, tokenizer, manifest: RunManifest, *, device: str = "cpu", batch_size: int = 64):
-        self.model = model.to(device).eval()
+        from .onnx_model import OnnxModel
+
+        self.backend = "onnx" if isinstance(model, OnnxModel) else "torch"
+        self.model = model if self.backend == "onnx" else model.to(device).eval()
         self.tokenizer = tokenizer
         self.manifest = manifest
-        self.device = device
+        self.device = "cpu" if self.backend == "onnx" else device
         self.batch_size = batch_size
 
     @classmethod
-    def load(cls, run: str | os.PathLike, *, device: str | None = None, batch_size: int = 64) -> Predictor:
-        """Load the run folder written by :func:`texttune.train`."""
+    def load(
+        cls,
+        run: str | os.PathLike,
+        *,
+        device: str | None = None,
+        batch_size: int = 64,
+        backend: str = "auto",
+    ) -> Predictor:
+        """Load the run folder written by :func:`texttune.train` (or by ``texttune export``).
+
+        Args:
+            run: The run folder.
+            device: ``cpu`` or ``cuda`` (default: a GPU when there is one). ONNX models run on the CPU.
+            batch_size: Texts per forward pass.
+            backend: ``torch``, ``onnx`` (the run's ``onnx/model.onnx``, written by
+                ``texttune export RUN --onnx``) or ``auto``: ONNX when the run has an export, ONNX Runtime
+                is installed and the device is the CPU, else PyTorch.
+
+        Returns:
+            The predictor.
+        """
+        from .onnx_model import OnnxModel, find_onnx_model, onnxruntime_available
         from .tokenization import load_tokenizer
 
+        if backend not in BACKENDS:
+            raise ConfigError(f"--backend {backend!r} is not one of {', '.join(BACKENDS)}")
         folder = Path(run)
         manifest = read_manifest(folder)
-        model = load_model_for_run(folder, manifest)
+        device = select_device(device)
+        onnx_path = find_onnx_model(folder)
+        if backend == "onnx" and onnx_path is None:
+            raise ConfigError(
+                f"{folder} has no ONNX model; export one with `texttune export {folder} --onnx` "
+                "or use --backend torch"
+            )
+        if backend == "auto":
+            use_onnx = onnx_path is not None and device == "cpu"
+            if use_onnx and not onnxruntime_available() and (folder / "model.safetensors").is_file():
+                logger.warning("%s has an ONNX model but onnxruntime is not installed; using PyTorch", folder)
+                use_onnx = False
+            backend = "onnx" if use_onnx else "torch"
+        if backend == "onnx":
+            model = OnnxModel(onnx_path)
+            logger.info("predicting with ONNX Runtime: %s", onnx_path)
+        else:
+            model = load_model_for_run(folder, manifest)
         tokenizer = load_tokenizer(str(folder))
-        return cls(model, tokenizer, manifest, device=select_device(device), batch_size=batch_size)
+        return cls(model, tokenizer, manifest, device=device, batch_size=batch_size)
+
+    @property
+    def num_labels(self) -> int:
+        return 1 if self.task == REGRESSION else len(self.manifest.label_names)
 
     @property
     def label_names(self) -> list[str]:
@@ -105,17 +155,20 @@ class Predictor:
                     f"got {len(texts)} texts but {len(pairs)} pair texts; give one pair text per text"
                 )
         if not texts:
-            return np.zeros((0, self.model.config.num_labels), dtype=np.float32)
+            return np.zeros((0, self.num_labels), dtype=np.float32)
         encoded = self.tokenizer(
             texts, pairs, truncation="longest_first" if pairs else True, max_length=self.manifest.max_length
         )
         order = np.argsort([len(ids) for ids in encoded["input_ids"]], kind="stable")
-        out = np.zeros((len(texts), self.model.config.num_labels), dtype=np.float32)
+        out = np.zeros((len(texts), self.num_labels), dtype=np.float32)
         keys = list(encoded.keys())
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
                 idx = order[start : start + self.batch_size]
                 features = [{k: encoded[k][i] for k in keys} for i in idx]
+                if self.backend == "onnx":
+                    out[idx] = self.model(self.tokenizer.pad(features, return_tensors="np"))
+                    continue
                 batch = self.tokenizer.pad(features, return_tensors="pt")
                 batch = {k: v.to(self.device) for k, v in batch.items()}
                 out[idx] = self.model(**batch).logits.float().cpu().numpy()
