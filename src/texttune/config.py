@@ -171,6 +171,13 @@ class TrainConfig:
         default=True,
         metadata={"help": "Batch texts of similar length together so that less padding is computed."},
     )
+    max_tokens_per_batch: int | None = field(
+        default=None,
+        metadata={
+            "help": "Build each training batch up to this many padded tokens (texts x longest text) from "
+            "texts of similar length, instead of --batch-size texts per batch."
+        },
+    )
     logging_steps: int = field(default=50, metadata={"help": "Log the training loss every N steps."})
     progress: bool = field(default=True, metadata={"help": "Show progress bars."})
     use_cpu: bool = field(default=False, metadata={"help": "Train on the CPU even when a GPU is present."})
@@ -207,6 +214,8 @@ class TrainConfig:
                 "--resume and --overwrite conflict: --overwrite starts over and discards the checkpoints; "
                 "drop one of them"
             )
+        if self.max_tokens_per_batch is not None and self.max_tokens_per_batch < 8:
+            raise ConfigError(f"--max-tokens-per-batch must be at least 8, got {self.max_tokens_per_batch}")
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             raise ConfigError(
                 f"--early-stopping-patience must be at least 1, got {self.early_stopping_patience}"

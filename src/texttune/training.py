@@ -242,7 +242,13 @@ def train(config: RunConfig, *, callbacks: list | None = None) -> TrainResult:
         )
         for name, value in inputs.argument_overrides.items():
             setattr(args, name, value)
-        trainer = TexttuneTrainer(
+        trainer_class, extra = TexttuneTrainer, {}
+        if config.train.max_tokens_per_batch:
+            from .batching import make_token_budget_trainer_class
+
+            trainer_class = make_token_budget_trainer_class(TexttuneTrainer)
+            extra = {"max_tokens_per_batch": config.train.max_tokens_per_batch}
+        trainer = trainer_class(
             model=inputs.model,
             args=args,
             train_dataset=inputs.datasets["train"],
@@ -251,6 +257,7 @@ def train(config: RunConfig, *, callbacks: list | None = None) -> TrainResult:
             data_collator=inputs.collator,
             compute_metrics=make_compute_metrics(data.task, data.label_names),
             callbacks=callbacks,
+            **extra,
         )
         train_output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         train_seconds = time.perf_counter() - started
