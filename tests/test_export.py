@@ -38,7 +38,7 @@ def run(tiny_bert, tmp_path_factory):
     return train(config).output
 
 
-def test_export_into_run_matches_torch_and_becomes_the_default_backend(run):
+def test_export_into_run_matches_torch_and_becomes_the_default_backend(run, capsys):
     result = export_onnx(run, overwrite=True)
     assert result.model_file == run / "onnx" / "model.onnx" and result.fused
     assert result.parity.rows == 20 and result.parity.label_agreement == 1.0
@@ -52,6 +52,10 @@ def test_export_into_run_matches_torch_and_becomes_the_default_backend(run):
     np.testing.assert_allclose(onnx.logits(TEXTS), torch_.logits(TEXTS), atol=1e-4)
     assert [p.label for p in onnx.predict(TEXTS)] == [p.label for p in torch_.predict(TEXTS)]
     assert onnx.logits([]).shape == (0, 2)
+
+    stored = json.loads((run / "metrics.json").read_text())
+    assert main(["evaluate", str(run), "--backend", "onnx", "--json", "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == stored["accuracy"]
 
 
 def test_cli_int8_export_to_stand_alone_folder_and_predict(run, tmp_path, capsys):

@@ -82,6 +82,16 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="Only print results and errors.")
 
 
+def _add_backend_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backend",
+        choices=("auto", "torch", "onnx"),
+        default="auto",
+        help="What runs the model: the run's ONNX export (`texttune export RUN --onnx`), PyTorch, or auto "
+        "(ONNX when the run has one; default).",
+    )
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="texttune",
@@ -120,6 +130,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-size", type=int, default=64, help="Evaluation batch size (default: 64).")
     p.add_argument("--json", action="store_true", help="Print one JSON object with the metrics.")
+    _add_backend_argument(p)
     _add_common(p)
 
     p = sub.add_parser(
@@ -141,13 +152,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoding", default="utf-8", help="Text encoding of --data (default: utf-8).")
     p.add_argument("--batch-size", type=int, default=64, help="Prediction batch size (default: 64).")
     p.add_argument("--json", action="store_true", help="Print JSON (one object per text).")
-    p.add_argument(
-        "--backend",
-        choices=("auto", "torch", "onnx"),
-        default="auto",
-        help="What runs the model: the run's ONNX export (`texttune export RUN --onnx`), PyTorch, or auto "
-        "(ONNX when the run has one; default).",
-    )
+    _add_backend_argument(p)
     _add_common(p)
 
     p = sub.add_parser(
@@ -334,6 +339,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         encoding=args.encoding,
         output=args.output,
         batch_size=args.batch_size,
+        backend=args.backend,
     )
     if args.json:
         print(json.dumps(result.metrics, ensure_ascii=False))

@@ -45,11 +45,13 @@ def evaluate_run(
     encoding: str = "utf-8",
     output: str | Path | None = None,
     batch_size: int = 64,
+    backend: str = "auto",
 ) -> EvaluationResult:
     """Evaluate ``run`` and write ``metrics.json``, ``report.txt`` and ``confusion_matrix.png``.
 
     Without ``data`` the run's stored validation split is used, which reproduces the run's
-    ``metrics.json`` exactly.
+    ``metrics.json`` exactly (with ``backend="torch"``; ``auto`` evaluates the run's ONNX export when it
+    has one, as ``texttune predict`` would use it).
 
     Example:
         >>> evaluate_run("runs/demo", data="reviews.csv").metrics["accuracy"]  # doctest: +SKIP
@@ -86,7 +88,7 @@ def evaluate_run(
             label_column=label_column or manifest.label_column,
         )
         name = _slug(data)
-    predictor = Predictor.load(folder, batch_size=batch_size)
+    predictor = Predictor.load(folder, batch_size=batch_size, backend=backend)
     metrics = predictor.evaluate(dataset)
     out = Path(output) if output else folder / EVALUATIONS_DIR / name
     out.mkdir(parents=True, exist_ok=True)

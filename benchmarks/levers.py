@@ -1,0 +1,168 @@
+"""What each training lever gains or costs on CPU, measured side by side on the same batches.
+
+Times full training steps (forward, backward, AdamW) of the built-in `minilm` on real `rotten_tomatoes`
+texts, one lever changed at a time against texttune's defaults (SDPA attention, all cores, batch 32 in
+length-grouped batches, eager PyTorch):
+
+  attention:     SDPA (default) vs eager;
+  threads:       torch.get_num_threads() (default) vs 1;
+  torch.compile: inductor with dynamic shapes (compile time reported separately);
+  batching:      batch 32 from length-sorted texts vs batches built to a token budget.
+
+Rounds are interleaved (A, B, A, B, ...) and the best round of each is kept, to damp other load.
+Also reports how long tokenization takes next to one epoch of training (the case for caching it).
+
+    OMP_NUM_THREADS=2 python benchmarks/levers.py --steps 6
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+
+def make_batches(tokenizer, texts, indices_batches):
+    import torch
+
+    batches = []
+    for idx in indices_batches:
+        enc = tokenizer(
+            [texts[i] for i in idx], padding=True, truncation=True, max_length=512, return_tensors="pt"
+        )
+        enc["labels"] = torch.zeros(len(idx), dtype=torch.long)
+        batches.append(enc)
+    return batches
+
+
+def time_steps(model, optimizer, batches) -> tuple[float, int]:
+    """Seconds and samples for one pass over ``batches`` (one warm-up step first, not counted)."""
+    model.train()
+
+    def step(batch):
+        optimizer.zero_grad(set_to_none=True)
+        model(**batch).loss.backward()
+        optimizer.step()
+
+    step(batches[0])
+    started = time.perf_counter()
+    for batch in batches:
+        step(batch)
+    return time.perf_counter() - started, sum(int(b["input_ids"].shape[0]) for b in batches)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--steps", type=int, default=6, help="Batches of 32 per round (default 6).")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--budget", type=int, default=1024, help="Token budget of the batching lever.")
+    parser.add_argument("--no-compile", action="store_true", help="Skip the torch.compile lever.")
+    args = parser.parse_args()
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    import numpy as np
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+    from transformers.utils import logging as hf_logging
+
+    from texttune.assets import load_builtin_dataset, resolve_builtin_model
+    from texttune.batching import token_budget_batches
+
+    hf_logging.set_verbosity_error()
+    path = resolve_builtin_model("minilm")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    train_texts = load_builtin_dataset("rotten_tomatoes")["train"]["text"]
+
+    started = time.perf_counter()
+    lengths_all = [len(ids) for ids in tokenizer(train_texts, truncation=True, max_length=512)["input_ids"]]
+    tokenize_seconds = time.perf_counter() - started
+
+    # One pool of texts; both batchings draw from it, and each lever runs on the same batches.
+    pool = args.steps * 32 * 4
+    rng = np.random.default_rng(0)
+    chosen = rng.choice(len(train_texts), size=pool, replace=False)
+    texts = [train_texts[i] for i in chosen]
+    lengths = [lengths_all[i] for i in chosen]
+    grouped = list(LengthGroupedSampler(32, lengths=lengths, generator=torch.Generator().manual_seed(0)))
+    fixed = make_batches(tokenizer, texts, [grouped[i : i + 32] for i in range(0, pool, 32)])[: args.steps]
+    budget_idx = token_budget_batches(lengths, args.budget, seed=0)
+    budget_all = make_batches(tokenizer, texts, budget_idx)
+    # As many token-budget batches as cover about the same number of texts as the fixed batches.
+    budget, covered = [], 0
+    for b in budget_all:
+        if covered >= 32 * args.steps:
+            break
+        budget.append(b)
+        covered += int(b["input_ids"].shape[0])
+
+    def fresh(attn: str = "sdpa"):
+        torch.manual_seed(0)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=2, attn_implementation=attn
+        )
+        return model, torch.optim.AdamW(model.parameters(), lr=2e-5)
+
+    threads = torch.get_num_threads()
+    configs = {
+        f"defaults (SDPA, {threads} threads, batch 32 grouped)": lambda: (*fresh(), fixed, threads),
+        "eager attention": lambda: (*fresh("eager"), fixed, threads),
+        "1 thread": lambda: (*fresh(), fixed, 1),
+        f"token budget {args.budget}": lambda: (*fresh(), budget, threads),
+    }
+    best: dict[str, float] = {}
+    tokens: dict[str, float] = {}
+    for _ in range(args.rounds):
+        for name, build in configs.items():
+            model, optimizer, batches, n_threads = build()
+            torch.set_num_threads(n_threads)
+            seconds, samples = time_steps(model, optimizer, batches)
+            torch.set_num_threads(threads)
+            best[name] = max(best.get(name, 0.0), samples / seconds)
+            real = sum(int(b["attention_mask"].sum()) for b in batches)
+            tokens[name] = max(tokens.get(name, 0.0), real / seconds)
+    compile_note = ""
+    if not args.no_compile:
+        model, optimizer = fresh()
+        compiled = torch.compile(model, dynamic=True)
+        started = time.perf_counter()
+        time_steps(compiled, optimizer, fixed[:2])  # compiles (and recompiles once for new shapes)
+        compile_seconds = time.perf_counter() - started
+        rates = []
+        for _ in range(args.rounds):
+            seconds, samples = time_steps(compiled, optimizer, fixed)
+            rates.append(samples / seconds)
+        best["torch.compile (inductor, dynamic)"] = max(rates)
+        tokens["torch.compile (inductor, dynamic)"] = 0.0
+        compile_note = f"torch.compile: {compile_seconds:.0f}s to compile before the first timed step"
+
+    base_name = next(iter(configs))
+    base = best[base_name]
+    print(
+        f"levers on {args.steps} batches of rotten_tomatoes texts, best of {args.rounds} interleaved rounds"
+    )
+    print(f"{'lever':<44}{'samples/s':>10}{'real tok/s':>11}{'vs defaults':>12}")
+    for name, rate in best.items():
+        tok = f"{tokens[name]:>11.0f}" if tokens[name] else f"{'':>11}"
+        print(f"{name:<44}{rate:>10.2f}{tok}{rate / base:>11.2f}x")
+    if compile_note:
+        print(compile_note)
+    per_epoch = len(train_texts) / base
+    print(
+        f"tokenizing all {len(train_texts)} training texts: {tokenize_seconds:.1f}s, "
+        f"{100 * tokenize_seconds / per_epoch:.2f}% of one training epoch at the default rate ({per_epoch:.0f}s)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
