@@ -329,10 +329,10 @@ def main() -> int:
     import torch
 
     budgets = {  # (train rows, test rows) per dataset
-        "rotten_tomatoes": (640, 300) if args.quick else (8000, 1066),
-        "bbc_news": (96, 60) if args.quick else (1600, 222),
+        "rotten_tomatoes": (320, 200) if args.quick else (8000, 1066),
+        "bbc_news": (64, 40) if args.quick else (1600, 222),
     }
-    tutorial_steps = 3 if args.quick else 12
+    tutorial_steps = 2 if args.quick else 12
     peak = matmul_peak_gflops()
     print(
         f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads; "
