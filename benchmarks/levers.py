@@ -81,7 +81,7 @@ def main() -> int:
     hf_logging.set_verbosity_error()
     path = resolve_builtin_model("minilm")
     tokenizer = AutoTokenizer.from_pretrained(path)
-    train_texts = load_builtin_dataset("rotten_tomatoes")["train"]["text"]
+    train_texts = list(load_builtin_dataset("rotten_tomatoes")["train"]["text"])
 
     started = time.perf_counter()
     lengths_all = [len(ids) for ids in tokenizer(train_texts, truncation=True, max_length=512)["input_ids"]]
