@@ -3,6 +3,7 @@
 from .config import DataConfig, ModelConfig, RunConfig, StrategyConfig, TrainConfig
 from .errors import ConfigError, DataError, ModelError, TexttuneError
 from .evaluation import EvaluationResult, evaluate_run
+from .export import ExportResult, ParityReport, export_onnx
 from .inference import Prediction, Predictor
 from .pretraining import PretrainResult, pretrain
 from .strategies import export_merged
@@ -15,8 +16,10 @@ __all__ = [
     "DataConfig",
     "DataError",
     "EvaluationResult",
+    "ExportResult",
     "ModelConfig",
     "ModelError",
+    "ParityReport",
     "Prediction",
     "Predictor",
     "PretrainResult",
@@ -27,6 +30,7 @@ __all__ = [
     "TrainResult",
     "evaluate_run",
     "export_merged",
+    "export_onnx",
     "pretrain",
     "train",
 ]
