@@ -114,7 +114,11 @@ def test_export_refuses_to_replace_without_overwrite(run, tmp_path):
 
 def test_export_and_backend_errors(run, tmp_path, capsys, monkeypatch):
     assert main(["export", str(run)]) == 2
-    assert "choose what to export: --onnx" in capsys.readouterr().err
+    assert "give the folder for the exported model with --output (or export to ONNX with --onnx)" in (
+        capsys.readouterr().err
+    )
+    assert main(["export", str(run), "--onnx", "--merge"]) == 2
+    assert "--onnx and --merge are different exports; give one of them" in capsys.readouterr().err
     assert main(["export", str(run), "--quantize", "int8"]) == 2
     assert "--quantize applies to --onnx" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="--quantize 'int4' is not one of int8"):
@@ -129,6 +133,13 @@ def test_export_and_backend_errors(run, tmp_path, capsys, monkeypatch):
     with pytest.raises(ConfigError, match="has no ONNX model; export one with `texttune export"):
         Predictor.load(plain, backend="onnx")
     assert Predictor.load(plain).backend == "torch"
+
+    manifest = json.loads((plain / "texttune.json").read_text())
+    (plain / "texttune.json").write_text(json.dumps({**manifest, "strategy": "lora"}))
+    with pytest.raises(
+        ConfigError, match="ONNX export supports runs of strategy full or partial; .* 'lora' run"
+    ):
+        export_onnx(plain, tmp_path / "y")
 
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(

@@ -156,20 +156,6 @@ def make_parser() -> argparse.ArgumentParser:
     _add_common(p)
 
     p = sub.add_parser(
-        "export",
-        help="Export a run for deployment (ONNX, optionally int8).",
-        description="Export a run. --onnx: an ONNX model with fused attention (optionally int8-quantized), "
-        "written to RUN/onnx/ (used by `texttune predict RUN` from then on) or to a stand-alone --output "
-        "folder, followed by a parity check against the PyTorch model on the run's validation split.",
-    )
-    p.add_argument("run", help="Run folder written by `texttune train`.")
-    p.add_argument("--onnx", action="store_true", help="Export to ONNX (needs the `onnx` extra).")
-    p.add_argument("--quantize", choices=("int8",), help="With --onnx: dynamic int8 quantization.")
-    p.add_argument("--output", help="Folder to write (default: the run itself, under RUN/onnx/).")
-    p.add_argument("--overwrite", action="store_true", help="Replace an existing export.")
-    _add_common(p)
-
-    p = sub.add_parser(
         "demo",
         help="Fine-tune the built-in model on built-in movie reviews, evaluate, predict.",
         description="The main job in one command: fine-tune `minilm` on `rotten_tomatoes`, evaluate on the "
@@ -241,14 +227,21 @@ def _add_pretrain_parser(sub) -> None:
 def _add_export_parser(sub) -> None:
     p = sub.add_parser(
         "export",
-        help="Write a run's model as a plain transformers model.",
-        description="Write a run's model as a plain transformers model folder; --merge folds LoRA/IA3 "
-        "adapters into the weights.",
+        help="Export a run: a plain transformers model (--merge for adapters), or ONNX (--onnx).",
+        description="Write a run's model as a plain transformers model folder (--output; --merge folds "
+        "LoRA/IA3 adapters into the weights), or with --onnx as an ONNX model with fused attention "
+        "(optionally int8-quantized), written to RUN/onnx/ (used by `texttune predict RUN` from then on) "
+        "or to a stand-alone --output folder, followed by a parity check against the PyTorch model on the "
+        "run's validation split.",
     )
     p.add_argument("run", help="Run folder written by `texttune train`.")
-    p.add_argument("--output", required=True, help="Folder for the model.")
+    p.add_argument("--output", help="Folder for the model (required, except with --onnx: default RUN/onnx/).")
     p.add_argument("--merge", action="store_true", help="Merge LoRA/IA3 adapters into the base weights.")
-    p.add_argument("--overwrite", action="store_true", help="Replace --output if it holds files.")
+    p.add_argument("--onnx", action="store_true", help="Export to ONNX (needs the `onnx` extra).")
+    p.add_argument("--quantize", choices=("int8",), help="With --onnx: dynamic int8 quantization.")
+    p.add_argument(
+        "--overwrite", action="store_true", help="Replace --output (or the ONNX export) if it exists."
+    )
     _add_common(p)
 
 
@@ -316,6 +309,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .artifacts import read_manifest
     from .strategies import export_merged
 
+    if args.quantize and not args.onnx:
+        raise ConfigError("--quantize applies to --onnx; add --onnx")
+    if args.onnx and args.merge:
+        raise ConfigError("--onnx and --merge are different exports; give one of them")
+    if args.onnx:
+        return _export_onnx(args)
+    if not args.output:
+        raise ConfigError(
+            "give the folder for the exported model with --output (or export to ONNX with --onnx)"
+        )
     strategy = read_manifest(args.run).strategy
     if strategy in ("lora", "ia3") and not args.merge:
         raise ConfigError(f"the run uses {strategy} adapters; pass --merge to fold them into the weights")
@@ -388,14 +391,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(_format_prediction(text, prediction, predictor.task, args.json))
         return 0
     return _interactive(predictor, args.json)
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    if args.quantize and not args.onnx:
-        raise ConfigError("--quantize applies to --onnx; add --onnx")
-    if args.onnx:
-        return _export_onnx(args)
-    raise ConfigError("choose what to export: --onnx")
 
 
 def _export_onnx(args: argparse.Namespace) -> int:
@@ -527,7 +522,6 @@ COMMANDS = {
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "predict": cmd_predict,
-    "export": cmd_export,
     "demo": cmd_demo,
     "serve": cmd_serve,
     "pretrain": cmd_pretrain,

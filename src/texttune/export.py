@@ -33,6 +33,8 @@ from .onnx_model import EXPORT_INFO_FILE, ONNX_DIR, ONNX_INSTALL_HINT, ONNX_MODE
 logger = logging.getLogger(__name__)
 
 QUANTIZATIONS = ("int8",)
+#: Strategies whose run folder holds the whole model as plain weights.
+ONNX_STRATEGIES = ("full", "partial")
 OPSET = 17
 #: Model types whose graphs ONNX Runtime's BERT optimizer knows how to fuse.
 _FUSABLE = {"bert", "roberta", "xlm-roberta", "distilbert", "electra", "camembert", "mpnet", "deberta-v2"}
@@ -104,6 +106,11 @@ def export_onnx(
         raise ConfigError(f"--quantize {quantize!r} is not one of {', '.join(QUANTIZATIONS)}")
     run = Path(run)
     manifest = read_manifest(run)
+    if manifest.strategy not in ONNX_STRATEGIES:
+        raise ConfigError(
+            f"ONNX export supports runs of strategy {' or '.join(ONNX_STRATEGIES)}; {run} is a "
+            f"{manifest.strategy!r} run (its weights are not one plain model)"
+        )
     require_files(run, [MODEL_CONFIG_FILE, "model.safetensors"])
     folder = Path(output) if output is not None else run
     stand_alone = folder.resolve() != run.resolve()
