@@ -6,6 +6,7 @@ from .evaluation import EvaluationResult, evaluate_run
 from .export import ExportResult, ParityReport, export_onnx
 from .inference import Prediction, Predictor
 from .pretraining import PretrainResult, pretrain
+from .search import SearchConfig, SearchResult, search
 from .strategies import export_merged
 from .training import TrainResult, train
 
@@ -25,6 +26,8 @@ __all__ = [
     "PretrainResult",
     "RunConfig",
     "StrategyConfig",
+    "SearchConfig",
+    "SearchResult",
     "TexttuneError",
     "TrainConfig",
     "TrainResult",
@@ -32,5 +35,6 @@ __all__ = [
     "export_merged",
     "export_onnx",
     "pretrain",
+    "search",
     "train",
 ]

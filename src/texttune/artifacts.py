@@ -53,6 +53,11 @@ class RunManifest:
     trainable_parameters: int = 0
     total_parameters: int = 0
     config: dict[str, Any] = field(default_factory=dict)
+    #: Multi-label: one decision threshold per label (tuned on validation); None uses ``threshold``.
+    thresholds: list[float] | None = None
+    #: How texts longer than ``max_length`` are encoded: truncate, head-tail or sliding (with ``stride``).
+    long_text: str = "truncate"
+    stride: int | None = None
     versions: dict[str, str] = field(default_factory=dict)
     format_version: int = RUN_FORMAT_VERSION
     created: str = ""

@@ -109,6 +109,23 @@ def make_parser() -> argparse.ArgumentParser:
     _add_dataclass_arguments(p, StrategyConfig)
     _add_common(p)
 
+    from .search import SearchConfig
+
+    p = sub.add_parser(
+        "search",
+        help="Search hyperparameters (Optuna) and write the best config.",
+        description="Train several trials over a search space (or --grid bert), prune bad ones, print a "
+        "results table and write results.csv and best.yaml (reproduce with `texttune train --config`) "
+        "into --output. Needs `pip install 'texttune[search]'`.",
+    )
+    p.add_argument("--config", metavar="YAML", help="Base options from a YAML file; flags override it.")
+    _add_dataclass_arguments(p, SearchConfig)
+    _add_dataclass_arguments(p, DataConfig)
+    _add_dataclass_arguments(p, ModelConfig)
+    _add_dataclass_arguments(p, TrainConfig)
+    _add_dataclass_arguments(p, StrategyConfig)
+    _add_common(p)
+
     p = sub.add_parser(
         "evaluate",
         help="Evaluate a saved run.",
@@ -253,7 +270,25 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config = _run_config(args)
     result = train(config)
-    _print_result(result)
+    if result.process_index == 0:  # under torchrun every process returns; one report is enough
+        _print_result(result)
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .search import SearchConfig, format_results, search
+
+    config = _run_config(args)
+    result = search(config, SearchConfig(**_given(args, SearchConfig)))
+    print(format_results(result))
+    print(
+        f"\nbest validation {result.metric}: {result.best_value:.4f} with "
+        + ", ".join(
+            f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best_params.items()
+        )
+    )
+    print(f"results: {result.results_file}\nbest config: {result.best_config_file}")
+    print(f"reproduce: texttune train --config {result.best_config_file} --output runs/best")
     return 0
 
 
@@ -520,6 +555,7 @@ def _print_table(rows: list[tuple[str, ...]]) -> None:
 
 COMMANDS = {
     "train": cmd_train,
+    "search": cmd_search,
     "evaluate": cmd_evaluate,
     "predict": cmd_predict,
     "demo": cmd_demo,

@@ -17,6 +17,7 @@ TASKS = ("auto", "single_label", "multi_label", "regression")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 HEADS = ("linear", "mlp")
 POOLINGS = ("auto", "cls", "mean", "last")
+LONG_TEXT_MODES = ("truncate", "head-tail", "sliding")
 
 
 def _flag(name: str) -> str:
@@ -125,10 +126,36 @@ class ModelConfig:
             "code: only for files you trust. Default: safetensors only."
         },
     )
+    long_text: str = field(
+        default="truncate",
+        metadata={
+            "help": "Texts longer than --max-length: truncate (keep the start), head-tail (keep the first "
+            "quarter and the last three quarters of the budget) or sliding (overlapping windows; a "
+            "document's prediction averages its windows' logits). Single texts only."
+        },
+    )
+    stride: int | None = field(
+        default=None,
+        metadata={
+            "help": "Tokens shared by neighbouring windows with --long-text sliding. Default: a quarter of "
+            "--max-length."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.max_length is not None and self.max_length < 8:
             raise ConfigError(f"--max-length must be at least 8 tokens, got {self.max_length}")
+        if self.long_text not in LONG_TEXT_MODES:
+            raise ConfigError(f"--long-text {self.long_text!r} is not one of {', '.join(LONG_TEXT_MODES)}")
+        if self.stride is not None:
+            if self.long_text != "sliding":
+                raise ConfigError("--stride only applies to --long-text sliding")
+            if self.stride < 0:
+                raise ConfigError(f"--stride must not be negative, got {self.stride}")
+            if self.max_length is not None and self.stride >= self.max_length // 2:
+                raise ConfigError(
+                    f"--stride {self.stride} must be below half of --max-length {self.max_length}"
+                )
 
 
 @dataclass
@@ -195,6 +222,41 @@ class TrainConfig:
             "(model, optimizer, scheduler, RNG state, data order); starts afresh when there is none."
         },
     )
+    class_weights: str = field(
+        default="none",
+        metadata={
+            "help": "Weighted loss against class imbalance: none, auto (inverse class frequency; for "
+            "multi-label each label's negatives/positives) or one weight per label in label order, "
+            "comma-separated (e.g. 1,6.5)."
+        },
+    )
+    tune_thresholds: bool = field(
+        default=True,
+        metadata={
+            "help": "Multi-label: pick each label's decision threshold to maximise its F1 on the validation "
+            "split and store it in the run (otherwise 0.5 for every label)."
+        },
+    )
+    report: bool = field(
+        default=True,
+        metadata={"help": "Write report.html, its PNG plots and a model card README.md into the run."},
+    )
+    report_to: str = field(
+        default="none",
+        metadata={
+            "help": "Also log to these trackers (comma-separated), e.g. tensorboard (logs in RUN/tensorboard)."
+        },
+    )
+    fsdp: str | None = field(
+        default=None,
+        metadata={
+            "help": "Passed to TrainingArguments.fsdp for multi-GPU runs, e.g. 'full_shard auto_wrap'."
+        },
+    )
+    deepspeed: str | None = field(
+        default=None,
+        metadata={"help": "A DeepSpeed JSON config file for multi-GPU runs (needs `pip install deepspeed`)."},
+    )
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -220,6 +282,30 @@ class TrainConfig:
             raise ConfigError(
                 f"--early-stopping-patience must be at least 1, got {self.early_stopping_patience}"
             )
+        parse_class_weights(self.class_weights)
+        if self.deepspeed is not None and not Path(self.deepspeed).is_file():
+            raise ConfigError(f"--deepspeed config file not found: {self.deepspeed}")
+
+
+def parse_class_weights(spec: str) -> str | list[float]:
+    """``"none"``, ``"auto"`` or the list of weights given by ``--class-weights``.
+
+    Example:
+        >>> parse_class_weights("1,6.5")
+        [1.0, 6.5]
+    """
+    spec = spec.strip()
+    if spec in ("none", "auto"):
+        return spec
+    try:
+        weights = [float(part) for part in spec.split(",")]
+    except ValueError:
+        raise ConfigError(
+            f"--class-weights {spec!r} must be none, auto or comma-separated numbers such as 1,6.5"
+        ) from None
+    if any(not w > 0 for w in weights):
+        raise ConfigError(f"--class-weights {spec!r}: every weight must be positive")
+    return weights
 
 
 @dataclass

@@ -14,6 +14,7 @@ import numpy as np
 from .artifacts import RunManifest, read_manifest, require_files
 from .data import LABELS, MULTI_LABEL, REGRESSION, TEXT, TEXT_PAIR, iter_frames, resolve_text_columns
 from .errors import ConfigError, DataError
+from .long_text import TRUNCATE, aggregate_windows, encode_long
 from .metrics import evaluate_predictions, sigmoid, softmax
 
 logger = logging.getLogger(__name__)
@@ -156,14 +157,28 @@ class Predictor:
                 )
         if not texts:
             return np.zeros((0, self.num_labels), dtype=np.float32)
-        encoded = self.tokenizer(
-            texts, pairs, truncation="longest_first" if pairs else True, max_length=self.manifest.max_length
-        )
+        documents = None
+        if pairs is None and self.manifest.long_text != TRUNCATE:
+            encoded, documents = encode_long(
+                texts,
+                self.tokenizer,
+                self.manifest.max_length,
+                self.manifest.long_text,
+                self.manifest.stride or 0,
+            )
+        else:
+            encoded = self.tokenizer(
+                texts,
+                pairs,
+                truncation="longest_first" if pairs else True,
+                max_length=self.manifest.max_length,
+            )
+        rows = len(encoded["input_ids"])
         order = np.argsort([len(ids) for ids in encoded["input_ids"]], kind="stable")
-        out = np.zeros((len(texts), self.num_labels), dtype=np.float32)
+        out = np.zeros((rows, self.num_labels), dtype=np.float32)
         keys = list(encoded.keys())
         with torch.inference_mode():
-            for start in range(0, len(texts), self.batch_size):
+            for start in range(0, rows, self.batch_size):
                 idx = order[start : start + self.batch_size]
                 features = [{k: encoded[k][i] for k in keys} for i in idx]
                 if self.backend == "onnx":
@@ -172,7 +187,16 @@ class Predictor:
                 batch = self.tokenizer.pad(features, return_tensors="pt")
                 batch = {k: v.to(self.device) for k, v in batch.items()}
                 out[idx] = self.model(**batch).logits.float().cpu().numpy()
+        if documents is not None:  # sliding windows: one averaged row per text
+            out = aggregate_windows(out, documents, len(texts))
         return out
+
+    @property
+    def thresholds(self) -> np.ndarray:
+        """Multi-label decision thresholds, one per label (tuned at training time, else the single one)."""
+        if self.manifest.thresholds:
+            return np.asarray(self.manifest.thresholds, dtype=np.float64)
+        return np.full(len(self.label_names), self.manifest.threshold, dtype=np.float64)
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         if self.task == REGRESSION:
@@ -201,7 +225,7 @@ class Predictor:
                 continue
             probabilities = {name: float(p) for name, p in zip(names, row)}
             if self.task == MULTI_LABEL:
-                chosen = [n for n, p in zip(names, row) if p >= self.manifest.threshold]
+                chosen = [n for n, p, t in zip(names, row, self.thresholds) if p >= t]
                 score = min((probabilities[n] for n in chosen), default=float(1 - row.max()))
                 results.append(Prediction(label=chosen, score=score, probabilities=probabilities))
             else:
@@ -216,7 +240,7 @@ class Predictor:
         pairs = dataset[TEXT_PAIR] if TEXT_PAIR in dataset.column_names else None
         logits = self.logits(dataset[TEXT], pairs)
         return evaluate_predictions(
-            self.task, self.label_names, logits, np.asarray(dataset[LABELS]), self.manifest.threshold
+            self.task, self.label_names, logits, np.asarray(dataset[LABELS]), self.thresholds
         )
 
     def iter_file_predictions(

@@ -31,7 +31,7 @@ def evaluate_predictions(
     label_names: list[str],
     logits: np.ndarray,
     labels: np.ndarray,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float | np.ndarray = DEFAULT_THRESHOLD,
 ) -> dict[str, Any]:
     """Every metric for one split: scalar metrics at the top level, plus ``per_class`` and ``confusion_matrix``.
 
@@ -114,7 +114,7 @@ def _single_label(label_names: list[str], logits: np.ndarray, labels: np.ndarray
 
 
 def _multi_label(
-    label_names: list[str], logits: np.ndarray, labels: np.ndarray, threshold: float
+    label_names: list[str], logits: np.ndarray, labels: np.ndarray, threshold: float | np.ndarray
 ) -> dict[str, Any]:
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 

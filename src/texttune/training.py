@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -18,7 +19,6 @@ from .artifacts import (
     TEST_METRICS_FILE,
     TRAINING_LOG_FILE,
     VALIDATION_DATA_FILE,
-    AtomicDir,
     RunManifest,
     check_output_dir,
     partial_dir,
@@ -34,8 +34,18 @@ from .checkpoints import (
     record_resume_config,
 )
 from .config import RunConfig
-from .data import MULTI_LABEL, REGRESSION, PreparedData, load_training_data
+from .data import LABELS, MULTI_LABEL, REGRESSION, TEXT, TEXT_PAIR, PreparedData, load_training_data
+from .distributed import (
+    SHARD_LOG_ENV,
+    check_engine_options,
+    gathered_state_dict,
+    needs_cpu_backend,
+    run_folder,
+    shard_logging_collator,
+)
 from .errors import ConfigError
+from .imbalance import make_weighted_loss, resolve_class_weights, tune_thresholds
+from .long_text import DOCUMENT_ID, SLIDING, check_long_text, document_compute_metrics, tokenize_splits
 from .metrics import (
     DEFAULT_THRESHOLD,
     default_best_metric,
@@ -47,9 +57,11 @@ from .metrics import (
 )
 from .modeling import build_model, check_model_folder, count_parameters, resolve_model_path
 from .strategies import get_strategy
-from .tokenization import load_tokenizer, make_collator, resolve_max_length, tokenize_dataset
+from .tokenization import load_tokenizer, make_collator, resolve_max_length
 
 logger = logging.getLogger(__name__)
+
+TENSORBOARD_DIR = "tensorboard"
 
 
 @dataclass
@@ -65,6 +77,8 @@ class TrainResult:
     total_parameters: int
     log_history: list[dict[str, Any]] = field(default_factory=list)
     model: Any = field(default=None, repr=False)  # the trained model, still in memory
+    #: Global rank in a multi-process run; only process 0 wrote the run and holds the metrics.
+    process_index: int = 0
 
     @property
     def train_samples_per_second(self) -> float:
@@ -126,8 +140,10 @@ def build_training_arguments(config: RunConfig, output_dir: Path, task: str, has
         logging_steps=train.logging_steps,
         logging_first_step=True,
         disable_tqdm=not train.progress,
-        report_to="none",
-        use_cpu=train.use_cpu,
+        report_to=[t.strip() for t in train.report_to.split(",")] if train.report_to != "none" else "none",
+        use_cpu=train.use_cpu or needs_cpu_backend(),
+        fsdp=train.fsdp,
+        deepspeed=train.deepspeed,
         **precision_flags(train.precision, train.use_cpu),
     )
 
@@ -149,7 +165,9 @@ def train(config: RunConfig, *, callbacks: list | None = None) -> TrainResult:
     """Fine-tune, evaluate and save a run into ``config.train.output``.
 
     ``config.strategy`` picks what trains (see :mod:`texttune.strategies`); ``callbacks`` are extra
-    ``TrainerCallback`` objects passed to the ``Trainer``.
+    ``TrainerCallback`` objects passed to the ``Trainer`` (e.g. the hyperparameter search's pruning).
+    Started by ``torchrun``/``accelerate launch`` it trains with DDP (or FSDP/DeepSpeed) over all
+    processes; only process 0 writes the run (see :mod:`texttune.distributed`).
 
     Example:
         >>> from texttune import RunConfig, DataConfig, TrainConfig, train
@@ -157,7 +175,7 @@ def train(config: RunConfig, *, callbacks: list | None = None) -> TrainResult:
         >>> result = train(cfg)  # doctest: +SKIP
         >>> result.metrics["accuracy"]  # doctest: +SKIP
     """
-    from transformers import EarlyStoppingCallback, set_seed
+    from transformers import EarlyStoppingCallback, PrinterCallback, set_seed
 
     from .trainer import TexttuneTrainer
 
@@ -170,6 +188,8 @@ def train(config: RunConfig, *, callbacks: list | None = None) -> TrainResult:
     if config.train.resume:
         _check_resumable(config)
     output = check_output_dir(config.train.output, config.train.overwrite)
+    check_engine_options(config.train.fsdp, config.train.deepspeed)
+    _check_trackers(config.train.report_to)
     strategy = get_strategy(config.strategy.strategy)
     data = load_training_data(config.data)
     if config.train.metric_for_best_model:
@@ -181,7 +201,12 @@ def train(config: RunConfig, *, callbacks: list | None = None) -> TrainResult:
     )
     tokenizer = load_tokenizer(model_path, trust_remote_code=config.model.trust_remote_code)
     max_length = resolve_max_length(tokenizer, config.model.max_length)
-    encoded = {name: tokenize_dataset(split, tokenizer, max_length) for name, split in data.splits.items()}
+    long_text = config.model.long_text
+    stride = check_long_text(long_text, max_length, config.model.stride, data.text_pair_column is not None)
+    encoded = tokenize_splits(data.splits, tokenizer, max_length, long_text, stride)
+    class_weights = resolve_class_weights(
+        config.train.class_weights, data.task, data.label_names, data.splits["train"][LABELS]
+    )
     mlm_folder = None
     if config.strategy.mlm_first:
         mlm_folder = _continue_pretraining(config, model_path, output)
@@ -212,21 +237,24 @@ def train(config: RunConfig, *, callbacks: list | None = None) -> TrainResult:
             "discarding the checkpoints of an unfinished run in %s (pass --resume to continue it)",
             partial_dir(output),
         )
+    has_validation = "validation" in encoded
+    args = build_training_arguments(config, partial_dir(output) / CHECKPOINT_DIR, data.task, has_validation)
+    main_process = args.process_index == 0
     # A failed run keeps its work folder when it holds a checkpoint: `--resume` continues from there.
-    with AtomicDir(
-        output, overwrite=config.train.overwrite, keep_partial=resume, keep_on_error=has_checkpoint
+    with run_folder(
+        output, config.train.overwrite, args, keep_partial=resume, keep_on_error=has_checkpoint
     ) as tmp:
         checkpoint = None
         if resume:
-            clear_for_resume(tmp)
+            if main_process:
+                clear_for_resume(tmp)
             checkpoint = find_resume_checkpoint(tmp)
             if checkpoint is None:
                 logger.warning("--resume: no complete checkpoint in %s; training from the start", tmp)
             else:
                 logger.info("resuming from %s", checkpoint)
-        record_resume_config(tmp, config.to_dict())
-        has_validation = "validation" in encoded
-        args = build_training_arguments(config, tmp / CHECKPOINT_DIR, data.task, has_validation)
+        if main_process:
+            record_resume_config(tmp, config.to_dict())
         callbacks = list(callbacks or [])
         if config.train.early_stopping_patience and has_validation:
             callbacks.append(
@@ -242,6 +270,14 @@ def train(config: RunConfig, *, callbacks: list | None = None) -> TrainResult:
         )
         for name, value in inputs.argument_overrides.items():
             setattr(args, name, value)
+        compute_metrics = make_compute_metrics(data.task, data.label_names)
+        if long_text == SLIDING and has_validation:
+            compute_metrics = document_compute_metrics(compute_metrics, encoded["validation"][DOCUMENT_ID])
+        collator = inputs.collator
+        if os.environ.get(SHARD_LOG_ENV):
+            collator = shard_logging_collator(
+                collator, inputs.datasets["train"], os.environ[SHARD_LOG_ENV], args.process_index
+            )
         trainer_class, extra = TexttuneTrainer, {}
         if config.train.max_tokens_per_batch:
             from .batching import make_token_budget_trainer_class
@@ -254,17 +290,38 @@ def train(config: RunConfig, *, callbacks: list | None = None) -> TrainResult:
             train_dataset=inputs.datasets["train"],
             eval_dataset=inputs.datasets.get("validation"),
             processing_class=tokenizer,
-            data_collator=inputs.collator,
-            compute_metrics=make_compute_metrics(data.task, data.label_names),
+            data_collator=collator,
+            compute_metrics=compute_metrics,
+            compute_loss_func=make_weighted_loss(data.task, class_weights) if class_weights else None,
             callbacks=callbacks,
             **extra,
         )
+        _point_trackers_at(trainer, tmp)
+        if not config.train.progress:  # without bars the Trainer prints every log dict; the log file has them
+            trainer.remove_callback(PrinterCallback)
         train_output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         train_seconds = time.perf_counter() - started
+        state_dict = gathered_state_dict(trainer)  # every process takes part under FSDP/DeepSpeed
+        if not trainer.is_world_process_zero():
+            logger.info(
+                "process %d of %d: the run is written by process 0", args.process_index, args.world_size
+            )
+            return TrainResult(
+                output=output,
+                metrics={},
+                test_metrics=None,
+                train_seconds=train_seconds,
+                train_samples=len(encoded["train"]),
+                trainable_parameters=trainable,
+                total_parameters=total,
+                process_index=args.process_index,
+            )
 
         # The strategy saves with save_pretrained, never trainer.save_model (it adds a pickled
         # training_args.bin); ``model`` is the whole prepared model, which holds what the Trainer trained.
         strategy.save(model, tmp)
+        if state_dict is not None:  # FSDP/DeepSpeed: the full weights were gathered from the shards
+            model.save_pretrained(str(tmp), state_dict=state_dict)
         tokenizer.save_pretrained(str(tmp))
         if mlm_folder is not None:
             shutil.move(str(mlm_folder), str(tmp / MLM_MODEL_DIR))
@@ -281,11 +338,15 @@ def train(config: RunConfig, *, callbacks: list | None = None) -> TrainResult:
             trainable_parameters=trainable,
             total_parameters=total,
             config=config.to_dict(),
+            long_text=long_text,
+            stride=stride if long_text == SLIDING else None,
         )
         write_manifest(tmp, manifest)
         log_history = list(trainer.state.log_history)
         write_json(tmp / TRAINING_LOG_FILE, log_history)
 
+        if data.task == MULTI_LABEL and config.train.tune_thresholds and has_validation:
+            _tune_thresholds(tmp, manifest, data)
         metrics, test_metrics = _final_evaluation(tmp, data)
         metrics["train_seconds"] = round(train_seconds, 2)
         metrics["train_samples_per_second"] = round(
@@ -298,6 +359,10 @@ def train(config: RunConfig, *, callbacks: list | None = None) -> TrainResult:
         write_json(tmp / METRICS_FILE, metrics)
         if test_metrics is not None:
             write_json(tmp / TEST_METRICS_FILE, test_metrics)
+        if config.train.report:
+            from .report import report_for_run
+
+            report_for_run(tmp, manifest, data, metrics, test_metrics, log_history, train_seconds)
         # Checkpoints go last: until the run is complete they are what --resume continues from.
         trash = _stash_checkpoints(tmp)
     _remove_folder(trash)
@@ -346,6 +411,43 @@ def _final_evaluation(run: Path, data: PreparedData) -> tuple[dict[str, Any], di
             )
     test_metrics = predictor.evaluate(data.splits["test"]) if "test" in data.splits else None
     return metrics, test_metrics
+
+
+def _tune_thresholds(run: Path, manifest: RunManifest, data: PreparedData) -> None:
+    """Store per-label thresholds that maximise each label's F1 on the validation split."""
+    import numpy as np
+
+    from .inference import Predictor
+    from .metrics import sigmoid
+
+    validation = data.splits["validation"]
+    pairs = validation[TEXT_PAIR] if TEXT_PAIR in validation.column_names else None
+    logits = Predictor.load(run).logits(validation[TEXT], pairs)
+    manifest.thresholds = tune_thresholds(sigmoid(logits), np.asarray(validation[LABELS]))
+    logger.info(
+        "multi-label thresholds: %s",
+        ", ".join(f"{n}={t:g}" for n, t in zip(data.label_names, manifest.thresholds)),
+    )
+    write_manifest(run, manifest)
+
+
+def _check_trackers(report_to: str) -> None:
+    if "tensorboard" in report_to:
+        try:
+            import tensorboard  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                "--report-to tensorboard needs the tensorboard package: pip install 'texttune[tensorboard]'"
+            ) from None
+
+
+def _point_trackers_at(trainer, run: Path) -> None:
+    """TensorBoard writes under the checkpoint folder by default, which is deleted: log into RUN/tensorboard."""
+    from transformers.integrations import TensorBoardCallback
+
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, TensorBoardCallback) and callback.logging_dir is None:
+            callback.logging_dir = str(run / TENSORBOARD_DIR)
 
 
 def _stash_checkpoints(work: Path) -> Path:

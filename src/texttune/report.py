@@ -1,0 +1,367 @@
+"""The run report: ``report.html`` (self-contained), its plots as PNG files, and a model card ``README.md``.
+
+Written after training from what the run already holds (training log, metrics, manifest) plus the label
+counts of the data, so it needs nothing from the Trainer and can be rebuilt for any run.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .artifacts import CONFUSION_MATRIX_FILE, RunManifest
+from .data import LABELS, MULTI_LABEL, REGRESSION, PreparedData
+from .metrics import default_best_metric, format_report, plot_confusion_matrix, scalar_metrics
+
+logger = logging.getLogger(__name__)
+
+#: File names the report adds to a run folder.
+REPORT_HTML_FILE = "report.html"
+MODEL_CARD_FILE = "README.md"
+LEARNING_CURVES_FILE = "learning_curves.png"
+PER_CLASS_F1_FILE = "per_class_f1.png"
+LABEL_DISTRIBUTION_FILE = "label_distribution.png"
+
+
+@dataclass
+class ReportInputs:
+    """Everything the report shows. ``label_counts`` maps a split name to counts per label (in label order),
+    or for regression to the split's values."""
+
+    manifest: RunManifest
+    metrics: dict[str, Any]
+    test_metrics: dict[str, Any] | None
+    log_history: list[dict[str, Any]]
+    label_counts: dict[str, list[float]] = field(default_factory=dict)
+    data_source: str = ""
+    train_seconds: float = 0.0
+
+
+def label_counts(data: PreparedData) -> dict[str, list[float]]:
+    """Per split, how many rows carry each label (regression: the label values themselves)."""
+    counts: dict[str, list[float]] = {}
+    for name, split in data.splits.items():
+        labels = np.asarray(split[LABELS])
+        if data.task == REGRESSION:
+            counts[name] = labels.astype(float).reshape(-1).tolist()
+        elif data.task == MULTI_LABEL:
+            counts[name] = labels.sum(axis=0).astype(int).tolist() if len(labels) else []
+        else:
+            counts[name] = np.bincount(labels.astype(int), minlength=len(data.label_names)).tolist()
+    return counts
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_learning_curves(log_history: list[dict[str, Any]], metric: str, path: Path) -> Path | None:
+    """Training and validation loss, and the validation ``metric``, against the epoch. None without a log."""
+    train = [(row["epoch"], row["loss"]) for row in log_history if "loss" in row and "epoch" in row]
+    evals = [row for row in log_history if "eval_loss" in row]
+    if not train and not evals:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    loss_ax, metric_ax = axes
+    if train:
+        loss_ax.plot(*zip(*train), label="training loss", color="tab:blue", alpha=0.8)
+    if evals:
+        loss_ax.plot(
+            [r["epoch"] for r in evals], [r["eval_loss"] for r in evals], "o-", label="validation loss",
+            color="tab:orange",
+        )  # fmt: skip
+    loss_ax.set_xlabel("epoch")
+    loss_ax.set_ylabel("loss")
+    loss_ax.set_title("loss")
+    loss_ax.legend()
+    key = "eval_" + metric
+    points = [(r["epoch"], r[key]) for r in evals if key in r]
+    if points:
+        metric_ax.plot(*zip(*points), "o-", color="tab:green")
+        metric_ax.set_title(f"validation {metric}")
+    else:
+        metric_ax.set_title("no validation metric logged")
+    metric_ax.set_xlabel("epoch")
+    metric_ax.set_ylabel(metric)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_per_class_f1(per_class: dict[str, dict[str, float]], path: Path) -> Path:
+    """Horizontal bars of each class's F1 (validation)."""
+    plt = _pyplot()
+    names = list(per_class)
+    values = [per_class[n]["f1"] for n in names]
+    fig, ax = plt.subplots(figsize=(6, max(2.0, 0.35 * len(names) + 1.2)))
+    ax.barh(range(len(names)), values, color="tab:blue")
+    ax.set_yticks(range(len(names)), labels=names)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("F1 (validation)")
+    for i, v in enumerate(values):
+        ax.text(min(v + 0.01, 0.9), i, f"{v:.3f}", va="center")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_label_distribution(
+    counts: dict[str, list[float]], label_names: Sequence[str], task: str, path: Path
+) -> Path | None:
+    """Rows per label and split (grouped bars); a histogram per split for regression."""
+    if not counts:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(label_names) + 3), 3.6))
+    if task == REGRESSION:
+        for split, values in counts.items():
+            ax.hist(values, bins=20, alpha=0.5, label=split)
+        ax.set_xlabel("label value")
+    else:
+        width = 0.8 / len(counts)
+        x = np.arange(len(label_names))
+        for i, (split, values) in enumerate(counts.items()):
+            ax.bar(x + i * width - 0.4 + width / 2, values, width, label=split)
+        rotate = len(label_names) > 4
+        ax.set_xticks(
+            x, labels=list(label_names), rotation=30 if rotate else 0, ha="right" if rotate else "center"
+        )
+    ax.set_ylabel("rows")
+    ax.set_title("label distribution")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def write_report(run: str | Path, inputs: ReportInputs) -> list[Path]:
+    """Write the plots, ``report.html`` and the model card ``README.md`` into ``run``; returns the files.
+
+    Example:
+        >>> write_report("runs/demo", ReportInputs(manifest, metrics, None, log_history))  # doctest: +SKIP
+    """
+    run = Path(run)
+    manifest = inputs.manifest
+    metric = _best_metric(manifest)
+    plots: dict[str, Path] = {}
+    curves = plot_learning_curves(inputs.log_history, metric, run / LEARNING_CURVES_FILE)
+    if curves:
+        plots["Learning curves"] = curves
+    if "confusion_matrix" in inputs.metrics:
+        confusion = run / CONFUSION_MATRIX_FILE
+        if not confusion.is_file():
+            plot_confusion_matrix(
+                inputs.metrics["confusion_matrix"], manifest.label_names, confusion, "validation"
+            )
+        plots["Confusion matrix (validation; rows: true, columns: predicted)"] = confusion
+    if inputs.metrics.get("per_class"):
+        plots["F1 per class (validation)"] = plot_per_class_f1(
+            inputs.metrics["per_class"], run / PER_CLASS_F1_FILE
+        )
+    distribution = plot_label_distribution(
+        inputs.label_counts, manifest.label_names, manifest.task, run / LABEL_DISTRIBUTION_FILE
+    )
+    if distribution:
+        plots["Label distribution"] = distribution
+    (run / REPORT_HTML_FILE).write_text(render_html(inputs, plots), encoding="utf-8")
+    (run / MODEL_CARD_FILE).write_text(render_model_card(inputs), encoding="utf-8")
+    logger.info("report written to %s", run / REPORT_HTML_FILE)
+    return [*plots.values(), run / REPORT_HTML_FILE, run / MODEL_CARD_FILE]
+
+
+def report_for_run(
+    run: Path,
+    manifest: RunManifest,
+    data: PreparedData,
+    metrics: dict[str, Any],
+    test_metrics: dict[str, Any] | None,
+    log_history: list[dict[str, Any]],
+    train_seconds: float,
+) -> list[Path]:
+    """The report of a run that has just been trained on ``data`` (called by :func:`texttune.train`)."""
+    inputs = ReportInputs(
+        manifest=manifest,
+        metrics=metrics,
+        test_metrics=test_metrics,
+        log_history=log_history,
+        label_counts=label_counts(data),
+        data_source=(manifest.config.get("data") or {}).get("data") or "",
+        train_seconds=train_seconds,
+    )
+    return write_report(run, inputs)
+
+
+def _best_metric(manifest: RunManifest) -> str:
+    chosen = (manifest.config.get("train") or {}).get("metric_for_best_model")
+    return chosen.removeprefix("eval_") if chosen else default_best_metric(manifest.task)[0]
+
+
+def _flat_config(manifest: RunManifest) -> list[tuple[str, Any]]:
+    rows = []
+    for section in manifest.config.values():
+        if isinstance(section, dict):
+            rows.extend(section.items())
+    return rows
+
+
+def _hyperparameters(manifest: RunManifest) -> dict[str, Any]:
+    train = manifest.config.get("train") or {}
+    keys = ("learning_rate", "epochs", "batch_size", "weight_decay", "warmup_ratio", "seed", "class_weights")
+    return {k: train[k] for k in keys if k in train}
+
+
+def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_cell(c))}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def _metric_rows(metrics: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [(k, v) for k, v in scalar_metrics(metrics).items()]
+
+
+_CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+    "table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;"
+    "text-align:left}th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee}"
+    "h2{border-bottom:1px solid #ddd;padding-bottom:.2em}code{background:#f3f3f3;padding:0 .2em}"
+)
+
+
+def render_html(inputs: ReportInputs, plots: dict[str, Path]) -> str:
+    """The report as one HTML page with the plots inlined (base64 PNG): it opens offline, from anywhere."""
+    m = inputs.manifest
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>texttune run report: {html.escape(m.base_model)}</title><style>{_CSS}</style></head><body>",
+        "<h1>texttune run report</h1>",
+        _table(
+            [
+                ("task", m.task),
+                ("base model", m.base_model),
+                ("strategy", m.strategy),
+                ("labels", ", ".join(m.label_names) or "(regression)"),
+                ("data", inputs.data_source),
+                ("max length", f"{m.max_length} tokens ({m.long_text})"),
+                ("trainable parameters", f"{m.trainable_parameters:,} of {m.total_parameters:,}"),
+                ("training time", f"{inputs.train_seconds:.1f} s"),
+                ("created", m.created),
+            ],
+            ("", ""),
+        ),
+    ]
+    if inputs.metrics:
+        parts += ["<h2>Validation metrics</h2>", _table(_metric_rows(inputs.metrics), ("metric", "value"))]
+        per_class = inputs.metrics.get("per_class")
+        if per_class:
+            rows = [(n, r["precision"], r["recall"], r["f1"], r["support"]) for n, r in per_class.items()]
+            parts.append(_table(rows, ("class", "precision", "recall", "f1", "support")))
+    if inputs.test_metrics:
+        parts += ["<h2>Test metrics</h2>", _table(_metric_rows(inputs.test_metrics), ("metric", "value"))]
+    if m.thresholds:
+        parts += [
+            "<h2>Decision thresholds (tuned on validation)</h2>",
+            _table(list(zip(m.label_names, m.thresholds)), ("label", "threshold")),
+        ]
+    for title, path in plots.items():
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        parts.append(
+            f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>"
+        )
+    parts += ["<h2>Configuration</h2>", _table(_flat_config(m), ("option", "value"))]
+    versions = ", ".join(f"{k} {v}" for k, v in m.versions.items())
+    parts.append(f"<p><small>{html.escape(versions)}</small></p></body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def render_model_card(inputs: ReportInputs) -> str:
+    """A model card in Markdown: data, labels, strategy, hyperparameters, metrics, intended use and limits."""
+    m = inputs.manifest
+    train_counts = inputs.label_counts.get("train", [])
+    lines = [
+        f"# Text classifier fine-tuned from `{m.base_model}`",
+        "",
+        f"Trained with texttune. Task: **{m.task}**; strategy: **{m.strategy}**.",
+        "",
+        "## Data",
+        "",
+        f"- source: `{inputs.data_source}` (text column `{m.text_column}`"
+        + (f", pair column `{m.text_pair_column}`" if m.text_pair_column else "")
+        + f", label column `{m.label_column}`)",
+        f"- texts longer than {m.max_length} tokens: {m.long_text}"
+        + (f" (stride {m.stride})" if m.long_text == "sliding" else ""),
+    ]
+    for split, values in inputs.label_counts.items():
+        if m.task == REGRESSION:
+            lines.append(f"- {split}: {len(values)} rows")
+        elif m.task == MULTI_LABEL:
+            lines.append(f"- {split}: {int(sum(values))} label assignments")
+        else:
+            lines.append(f"- {split}: {int(sum(values))} rows")
+    lines += ["", "## Labels", ""]
+    if m.task == REGRESSION:
+        lines.append("A single regression value.")
+    else:
+        lines += ["| label | training rows |", "| --- | --- |"]
+        for i, name in enumerate(m.label_names):
+            count = int(train_counts[i]) if i < len(train_counts) else ""
+            lines.append(f"| {name} | {count} |")
+    lines += ["", "## Hyperparameters", "", "| option | value |", "| --- | --- |"]
+    lines += [f"| {k} | {v} |" for k, v in _hyperparameters(m).items()]
+    lines += [f"| trainable parameters | {m.trainable_parameters:,} of {m.total_parameters:,} |"]
+    if m.thresholds:
+        lines.append(
+            "| decision thresholds | "
+            + ", ".join(f"{n}={t:g}" for n, t in zip(m.label_names, m.thresholds))
+            + " |"
+        )
+    lines += ["", "## Metrics", ""]
+    for title, metrics in (("Validation", inputs.metrics), ("Test", inputs.test_metrics)):
+        if metrics:
+            lines += [f"{title}:", "", "```", format_report(metrics), "```", ""]
+    lines += [
+        "## Intended use",
+        "",
+        f"Classifying texts like those in `{inputs.data_source}` into the labels above. Load it with "
+        '`texttune predict RUN "a text"` or `texttune.Predictor.load(RUN)`; it is also a plain '
+        "`transformers` sequence-classification model (`id2label` is in `config.json`).",
+        "",
+        "## Limits",
+        "",
+        "- Scores hold for data like the validation/test split above; other domains, time periods or "
+        "languages can score much worse. Check on your own labelled sample before relying on it.",
+        f"- Texts are cut to {m.max_length} tokens ({m.long_text}); information beyond that is not seen.",
+        "- The model inherits the biases of its base model and of the training data; do not use it alone "
+        "for decisions about people.",
+    ]
+    if m.thresholds:
+        lines.append(
+            "- The multi-label thresholds were tuned on the validation split, so validation scores are "
+            "optimistic; trust the test split."
+        )
+    return "\n".join(lines) + "\n"

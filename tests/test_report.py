@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from texttune import DataConfig, ModelConfig, RunConfig, TrainConfig, train
+from texttune.cli import main
+
+
+def _config(tiny_bert, data, out, **train_kwargs) -> RunConfig:
+    settings = {"epochs": 2.0, "batch_size": 16, "learning_rate": 1e-3, "progress": False, "use_cpu": True}
+    settings.update(train_kwargs)
+    return RunConfig(
+        data=DataConfig(data=data, validation_split=0.25),
+        model=ModelConfig(model=tiny_bert, max_length=32),
+        train=TrainConfig(output=str(out), logging_steps=1, **settings),
+    )
+
+
+def test_run_writes_self_contained_report_plots_and_model_card(tiny_bert, reviews_csv, tmp_path):
+    pytest.importorskip("tensorboard")
+    run = train(_config(tiny_bert, reviews_csv, tmp_path / "run", report_to="tensorboard")).output
+    for name in ("learning_curves.png", "confusion_matrix.png", "per_class_f1.png", "label_distribution.png"):
+        assert (run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+    page = (run / "report.html").read_text(encoding="utf-8")
+    sources = re.findall(r"""(?:src|href)=['"]([^'"]+)""", page)
+    assert len(sources) == 4 and all(s.startswith("data:image/png;base64,") for s in sources)  # offline
+    assert "<script" not in page and "http" not in page.split("<h2>Configuration")[0]
+    for text in (
+        "Learning curves",
+        "Confusion matrix",
+        "F1 per class",
+        "Label distribution",
+        "Configuration",
+    ):
+        assert text in page
+    assert "<td>learning_rate</td><td>0.001</td>" in page and "<td>positive</td>" in page
+
+    card = (run / "README.md").read_text(encoding="utf-8")
+    for heading in (
+        "## Data",
+        "## Labels",
+        "## Hyperparameters",
+        "## Metrics",
+        "## Intended use",
+        "## Limits",
+    ):
+        assert heading in card
+    assert "| negative | 22 |" in card and "| epochs | 2.0 |" in card  # 45 training rows: 22 / 23
+
+    events = list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+
+
+def test_no_report_and_tracker_errors(tiny_bert, reviews_csv, tmp_path, monkeypatch, capsys):
+    run = train(_config(tiny_bert, reviews_csv, tmp_path / "run", epochs=1.0, report=False)).output
+    assert not (run / "report.html").exists() and not (run / "README.md").exists()
+
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_tensorboard(name, *args, **kwargs):
+        if name == "tensorboard":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tensorboard)
+    argv = ["train", "--data", reviews_csv, "--output", str(tmp_path / "o"), "--report-to", "tensorboard"]
+    assert main(argv) == 2
+    assert "--report-to tensorboard needs the tensorboard package: pip install" in capsys.readouterr().err
