@@ -250,7 +250,7 @@ def run_texttune(variant: str, args) -> dict:
         ),
         model=ModelConfig(model="minilm"),
         train=TrainConfig(
-            output=str(Path(args.workdir) / variant),
+            output=str(Path(args.workdir) / f"{args.dataset}-{variant}"),  # one run folder per dataset
             epochs=args.epochs,
             progress=False,
             use_cpu=True,
