@@ -85,11 +85,17 @@ class TrainResult:
         return self.train_samples / self.train_seconds if self.train_seconds else 0.0
 
 
+def _on_gpu(use_cpu: bool) -> bool:
+    import torch
+
+    return torch.cuda.is_available() and not use_cpu
+
+
 def precision_flags(precision: str, use_cpu: bool) -> dict[str, bool]:
     """Mixed precision where the hardware has it. On CPU we keep fp32: bf16 matmuls are slower without AMX."""
     import torch
 
-    on_gpu = torch.cuda.is_available() and not use_cpu
+    on_gpu = _on_gpu(use_cpu)
     if precision == "auto":
         if not on_gpu:
             return {}
@@ -142,6 +148,7 @@ def build_training_arguments(config: RunConfig, output_dir: Path, task: str, has
         disable_tqdm=not train.progress,
         report_to=[t.strip() for t in train.report_to.split(",")] if train.report_to != "none" else "none",
         use_cpu=train.use_cpu or needs_cpu_backend(),
+        dataloader_pin_memory=_on_gpu(train.use_cpu),  # pinned memory only helps host-to-GPU copies
         fsdp=train.fsdp,
         deepspeed=train.deepspeed,
         **precision_flags(train.precision, train.use_cpu),
