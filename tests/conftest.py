@@ -41,6 +41,21 @@ def review_frame(n: int = 60, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def sentiment_manifest(base_model: str, max_length: int = 32):
+    """The manifest of a two-class (negative/positive) run, for run folders built by hand in tests."""
+    from texttune.artifacts import RunManifest
+
+    return RunManifest(
+        task="single_label",
+        label_names=["negative", "positive"],
+        text_column="text",
+        text_pair_column=None,
+        label_column="label",
+        max_length=max_length,
+        base_model=base_model,
+    )
+
+
 def _train_wordpiece(folder):
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import BertTokenizerFast

@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import review_frame
-from texttune.artifacts import RunManifest, write_manifest
+from conftest import review_frame, sentiment_manifest
+from texttune.artifacts import write_manifest
 from texttune.cli import main
 
 
@@ -40,15 +40,7 @@ def _fake_run(tmp: Path, tiny_bert: str, *, format_version: int = 1, drop: str |
     """A run folder made by hand: the tiny model plus a manifest, optionally damaged."""
     run = tmp / "run"
     shutil.copytree(tiny_bert, run)
-    manifest = RunManifest(
-        task="single_label",
-        label_names=["negative", "positive"],
-        text_column="text",
-        text_pair_column=None,
-        label_column="label",
-        max_length=32,
-        base_model=tiny_bert,
-    )
+    manifest = sentiment_manifest(tiny_bert)
     write_manifest(run, manifest)
     if format_version != 1:
         raw = json.loads((run / "texttune.json").read_text())

@@ -19,7 +19,8 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from texttune.artifacts import RunManifest, write_manifest  # noqa: E402
+from conftest import sentiment_manifest
+from texttune.artifacts import write_manifest  # noqa: E402
 from texttune.cli import main  # noqa: E402
 from texttune.inference import Predictor  # noqa: E402
 from texttune.serve import ServeConfig, create_app, start_in_thread  # noqa: E402
@@ -41,15 +42,7 @@ def run_dir(tiny_bert, tmp_path_factory) -> str:
     )
     model.save_pretrained(run)
     AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(run)
-    manifest = RunManifest(
-        task="single_label",
-        label_names=["negative", "positive"],
-        text_column="text",
-        text_pair_column=None,
-        label_column="label",
-        max_length=32,
-        base_model=tiny_bert,
-    )
+    manifest = sentiment_manifest(tiny_bert)
     write_manifest(run, manifest)
     return str(run)
 

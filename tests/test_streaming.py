@@ -2,24 +2,15 @@ from __future__ import annotations
 
 import pandas as pd
 
-from conftest import review_frame
+from conftest import review_frame, sentiment_manifest
 from texttune import Predictor
-from texttune.artifacts import RunManifest
 
 
 def test_predict_file_streams_in_bounded_chunks(tiny_bert, tmp_path, monkeypatch):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=2)
-    manifest = RunManifest(
-        task="single_label",
-        label_names=["negative", "positive"],
-        text_column="text",
-        text_pair_column=None,
-        label_column="label",
-        max_length=32,
-        base_model=tiny_bert,
-    )
+    manifest = sentiment_manifest(tiny_bert)
     predictor = Predictor(model, AutoTokenizer.from_pretrained(tiny_bert), manifest, batch_size=64)
     frame = review_frame(1200)
     frame.insert(0, "id", range(len(frame)))
