@@ -41,6 +41,19 @@ def review_frame(n: int = 60, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def tiny_config(tiny_bert: str, data: str, output, **train_kwargs):
+    """A quick run config on a tiny model: 1 epoch, batch 16, lr 1e-3, no progress bars, 25% validation."""
+    from texttune import DataConfig, ModelConfig, RunConfig, TrainConfig
+
+    settings = {"epochs": 1.0, "batch_size": 16, "learning_rate": 1e-3, "progress": False, "use_cpu": True}
+    settings.update(train_kwargs)
+    return RunConfig(
+        data=DataConfig(data=data, validation_split=0.25),
+        model=ModelConfig(model=tiny_bert, max_length=32),
+        train=TrainConfig(output=str(output), **settings),
+    )
+
+
 def sentiment_manifest(base_model: str, max_length: int = 32):
     """The manifest of a two-class (negative/positive) run, for run folders built by hand in tests."""
     from texttune.artifacts import RunManifest

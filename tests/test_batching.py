@@ -4,7 +4,8 @@ import random
 
 import pytest
 
-from texttune import DataConfig, ModelConfig, RunConfig, TrainConfig, train
+from conftest import tiny_config
+from texttune import TrainConfig, train
 from texttune.batching import TokenBudgetBatchSampler, token_budget_batches
 from texttune.errors import ConfigError
 
@@ -38,18 +39,14 @@ def test_max_tokens_per_batch_must_be_sensible():
 
 
 def test_training_with_a_token_budget(tiny_bert, reviews_csv, tmp_path):
-    config = RunConfig(
-        data=DataConfig(data=reviews_csv, validation_split=0.25),
-        model=ModelConfig(model=tiny_bert, max_length=32),
-        train=TrainConfig(
-            output=str(tmp_path / "run"),
-            epochs=2,
-            max_tokens_per_batch=160,
-            learning_rate=1e-3,
-            progress=False,
-            use_cpu=True,
-            logging_steps=1,
-        ),
+    config = tiny_config(
+        tiny_bert,
+        reviews_csv,
+        tmp_path / "run",
+        epochs=2,
+        batch_size=32,
+        max_tokens_per_batch=160,
+        logging_steps=1,
     )
     result = train(config)
     steps = [e["step"] for e in result.log_history if "loss" in e]

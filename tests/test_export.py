@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import review_frame
-from texttune import DataConfig, ModelConfig, Predictor, RunConfig, TrainConfig, train
+from conftest import review_frame, tiny_config
+from texttune import Predictor, train
 from texttune.cli import main
 from texttune.errors import ConfigError, ModelError
 from texttune.export import export_onnx
@@ -23,18 +23,7 @@ def run(tiny_bert, tmp_path_factory):
     folder = tmp_path_factory.mktemp("export")
     data = folder / "reviews.csv"
     review_frame(80).to_csv(data, index=False)
-    config = RunConfig(
-        data=DataConfig(data=str(data), validation_split=0.25),
-        model=ModelConfig(model=tiny_bert, max_length=32),
-        train=TrainConfig(
-            output=str(folder / "run"),
-            epochs=2,
-            batch_size=16,
-            learning_rate=1e-3,
-            progress=False,
-            use_cpu=True,
-        ),
-    )
+    config = tiny_config(tiny_bert, str(data), folder / "run", epochs=2)
     return train(config).output
 
 

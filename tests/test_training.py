@@ -2,26 +2,15 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from conftest import make_review
-from texttune import DataConfig, ModelConfig, Predictor, RunConfig, TrainConfig, evaluate_run, train
+from conftest import make_review, tiny_config
+from texttune import Predictor, evaluate_run, train
 from texttune.errors import ConfigError, DataError
-
-
-def tiny_config(tiny_bert: str, data: str, output: Path, **train_kwargs) -> RunConfig:
-    settings = {"epochs": 1.0, "batch_size": 16, "learning_rate": 1e-3, "progress": False, "use_cpu": True}
-    settings.update(train_kwargs)
-    return RunConfig(
-        data=DataConfig(data=data, validation_split=0.25),
-        model=ModelConfig(model=tiny_bert, max_length=32),
-        train=TrainConfig(output=str(output), **settings),
-    )
 
 
 def _state(model) -> dict[str, torch.Tensor]:
