@@ -145,7 +145,7 @@ CASES: dict[str, Case] = {
     ),
     "--resume with other options than the interrupted run": lambda t, m: (
         _resume_with_other_options(t, m),
-        r"--resume continues a run started with other options: --learning-rate was 0.5, now 2e-05",
+        r"--resume continues a run started with other options: --learning-rate was 0.5, now 5e-05",
     ),
     "output folder not empty": lambda t, m: (
         _train(m, _reviews(t), t) if _write(_mkdir(t / "out"), "mine.txt", "x") else [],

@@ -8,7 +8,22 @@ from texttune.errors import ConfigError
 
 def test_defaults_follow_bert_recipe():
     train = TrainConfig()
-    assert (train.learning_rate, train.batch_size, train.epochs, train.warmup_ratio) == (2e-5, 32, 3.0, 0.1)
+    assert (train.learning_rate, train.batch_size, train.epochs, train.warmup_ratio) == (None, 32, 3.0, 0.1)
+
+
+def test_learning_rate_default_is_the_models_tuned_one_unless_given():
+    from texttune.training import with_defaults_resolved
+
+    def resolved(model, **train):
+        config = RunConfig(model=ModelConfig(model=model), train=TrainConfig(**train))
+        return with_defaults_resolved(config).train.learning_rate
+
+    assert resolved("minilm") == 1e-4  # the built-in model's tuned rate
+    assert resolved("bert-base-uncased") == 5e-5
+    assert resolved("minilm", learning_rate=3e-5) == 3e-5
+    config = RunConfig(model=ModelConfig(model="minilm"))
+    with_defaults_resolved(config)
+    assert config.train.learning_rate is None  # the caller's config is left as it was
 
 
 def test_every_field_has_help():

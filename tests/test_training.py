@@ -35,6 +35,51 @@ def test_two_steps_change_weights_and_save_round_trips(tiny_bert, reviews_csv, t
     np.testing.assert_allclose(predictor.logits(texts), expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_on_cpu_is_bf16_where_the_cpu_has_it(native, tmp_path, monkeypatch):
+    from texttune import RunConfig, TrainConfig, training
+
+    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: native)
+    config = RunConfig(train=TrainConfig(output="x", use_cpu=True))
+    args = training.build_training_arguments(config, tmp_path, "single_label", True)
+    assert (args.bf16, args.fp16, args.use_cpu) == (native, False, True)
+    config.train.precision = "fp32"
+    assert not training.build_training_arguments(config, tmp_path, "single_label", True).bf16
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without a GPU")
+def test_bf16_without_a_gpu_trains_on_the_cpu_without_use_cpu(tmp_path):
+    from texttune import RunConfig, TrainConfig
+    from texttune.training import build_training_arguments
+
+    config = RunConfig(train=TrainConfig(output="x", precision="bf16"))
+    args = build_training_arguments(config, tmp_path, "single_label", True)
+    assert args.bf16 and args.use_cpu  # TrainingArguments refuses bf16 on a CPU it was not told of
+
+
+def test_bf16_autocasts_training_and_saves_fp32_weights(tiny_bert, reviews_csv, tmp_path):
+    from transformers import TrainerCallback
+
+    dtypes = set()
+
+    class RecordDtypes(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            query = model.bert.encoder.layer[0].attention.self.query
+            query.register_forward_hook(lambda module, inputs, output: dtypes.add(output.dtype))
+
+    config = tiny_config(tiny_bert, reviews_csv, tmp_path / "run", precision="bf16")
+    result = train(config, callbacks=[RecordDtypes()])
+    assert torch.bfloat16 in dtypes
+    assert {p.dtype for p in result.model.parameters()} == {torch.float32}
+    assert evaluate_run(result.output).metrics["accuracy"] == result.metrics["accuracy"]  # fp32 reload
+    # The model handed back no longer autocasts: it computes what the saved run computes.
+    texts = ["the film was good fun", "awful boring plot"]
+    predictor = Predictor.load(result.output)
+    with torch.inference_mode():
+        memory = result.model.eval()(**predictor.tokenizer(texts, padding=True, return_tensors="pt"))
+    np.testing.assert_allclose(predictor.logits(texts), memory.logits.numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_run_folder_contents_and_label_names(tiny_bert, reviews_csv, tmp_path):
     result = train(tiny_config(tiny_bert, reviews_csv, tmp_path / "run"))
     run = result.output

@@ -161,12 +161,19 @@ class ModelConfig:
 @dataclass
 class TrainConfig:
     """How to train. Defaults follow the BERT paper's fine-tuning recipe (Devlin et al., 2019, A.3):
-    learning rate 2e-5 (from its grid {5e-5, 3e-5, 2e-5}), batch size 32, 3 epochs, linear decay after a 10%
-    warmup, weight decay 0.01. Evaluation runs every epoch and the best epoch is kept."""
+    learning rate 5e-5 (the top of its grid {5e-5, 3e-5, 2e-5}; a built-in model may bring its own tuned
+    rate), batch size 32, 3 epochs, linear decay after a 10% warmup, weight decay 0.01. Evaluation runs
+    every epoch and the best epoch is kept."""
 
     output: str | None = field(default=None, metadata={"help": "Folder to write the run into."})
     overwrite: bool = field(default=False, metadata={"help": "Replace --output if it already holds files."})
-    learning_rate: float = field(default=2e-5, metadata={"help": "Peak learning rate (AdamW)."})
+    learning_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "Peak learning rate (AdamW). Default: the built-in model's tuned rate (minilm: 1e-4), "
+            "else 5e-5."
+        },
+    )
     epochs: float = field(default=3.0, metadata={"help": "Number of passes over the training data."})
     batch_size: int = field(default=32, metadata={"help": "Training batch size per device."})
     eval_batch_size: int = field(default=64, metadata={"help": "Evaluation and prediction batch size."})
@@ -182,7 +189,8 @@ class TrainConfig:
     precision: str = field(
         default="auto",
         metadata={
-            "help": "fp32, fp16 or bf16. auto: bf16 on GPUs that support it, else fp16 on GPU, fp32 on CPU."
+            "help": "fp32, fp16 or bf16 (autocast; weights stay fp32). auto: bf16 on GPUs and on CPUs with "
+            "native bf16 (AVX512-BF16 or AMX), fp16 on older GPUs, fp32 on other CPUs."
         },
     )
     metric_for_best_model: str | None = field(
@@ -263,7 +271,7 @@ class TrainConfig:
             raise ConfigError(f"--precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
         positive = ("learning_rate", "epochs", "batch_size", "eval_batch_size", "gradient_accumulation_steps")
         for name in positive:
-            if getattr(self, name) <= 0:
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise ConfigError(f"{_flag(name)} must be positive, got {getattr(self, name)}")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ConfigError(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
@@ -382,7 +390,7 @@ class StrategyConfig:
         positive = ("head_hidden_size", "head_layers", "lora_rank", "lora_alpha", "num_virtual_tokens")
         positive += ("mlm_epochs", "mlm_learning_rate")
         for name in positive:
-            if getattr(self, name) <= 0:
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise ConfigError(f"{_flag(name)} must be positive, got {getattr(self, name)}")
         for name in ("head_dropout", "lora_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
