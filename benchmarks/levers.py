@@ -2,8 +2,10 @@
 
 Times full training steps (forward, backward, AdamW) of the built-in `minilm` on real `rotten_tomatoes`
 texts, one lever changed at a time against texttune's defaults (SDPA attention, all cores, batch 32 in
-length-grouped batches, eager PyTorch):
+length-grouped batches, fused AdamW, bf16 autocast on CPUs with native bf16, eager PyTorch):
 
+  precision:     bf16 autocast (default where the CPU has native bf16) vs fp32;
+  optimizer:     fused AdamW (default) vs the multi-tensor (foreach) AdamW;
   attention:     SDPA (default) vs eager;
   threads:       torch.get_num_threads() (default) vs 1;
   torch.compile: inductor with dynamic shapes (compile time reported separately);
@@ -42,13 +44,17 @@ def make_batches(tokenizer, texts, indices_batches):
     return batches
 
 
-def time_steps(model, optimizer, batches) -> tuple[float, int]:
+def time_steps(model, optimizer, batches, bf16: bool = False) -> tuple[float, int]:
     """Seconds and samples for one pass over ``batches`` (one warm-up step first, not counted)."""
+    import torch
+
     model.train()
 
     def step(batch):
         optimizer.zero_grad(set_to_none=True)
-        model(**batch).loss.backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(**batch).loss
+        loss.backward()
         optimizer.step()
 
     step(batches[0])
@@ -78,6 +84,7 @@ def main() -> int:
 
     from texttune.assets import load_builtin_dataset, resolve_builtin_model
     from texttune.batching import token_budget_batches
+    from texttune.training import cpu_has_native_bf16
 
     hf_logging.set_verbosity_error()
     path = resolve_builtin_model("minilm")
@@ -106,27 +113,35 @@ def main() -> int:
         budget.append(b)
         covered += int(b["input_ids"].shape[0])
 
-    def fresh(attn: str = "sdpa"):
+    def fresh(attn: str = "sdpa", fused: bool = True):
         torch.manual_seed(0)
         model = AutoModelForSequenceClassification.from_pretrained(
             path, num_labels=2, attn_implementation=attn
         )
-        return model, torch.optim.AdamW(model.parameters(), lr=2e-5)
+        return model, torch.optim.AdamW(model.parameters(), lr=2e-5, fused=fused, foreach=not fused)
 
-    threads = torch.get_num_threads()
-    configs = {
-        f"defaults (SDPA, {threads} threads, batch 32 grouped)": lambda: (*fresh(), fixed, threads),
-        "eager attention": lambda: (*fresh("eager"), fixed, threads),
-        "1 thread": lambda: (*fresh(), fixed, 1),
-        f"token budget {args.budget}": lambda: (*fresh(), budget, threads),
+    threads, bf16 = torch.get_num_threads(), cpu_has_native_bf16()
+    precision = "bf16" if bf16 else "fp32"
+    configs = {  # name: () -> (model, optimizer, batches, threads, bf16 autocast)
+        f"defaults (SDPA, {threads} threads, b32, {precision})": lambda: (*fresh(), fixed, threads, bf16),
+        "fp32 instead of bf16" if bf16 else "bf16 (emulated: no native bf16)": lambda: (
+            *fresh(),
+            fixed,
+            threads,
+            not bf16,
+        ),
+        "foreach AdamW instead of fused": lambda: (*fresh(fused=False), fixed, threads, bf16),
+        "eager attention": lambda: (*fresh("eager"), fixed, threads, bf16),
+        "1 thread": lambda: (*fresh(), fixed, 1, bf16),
+        f"token budget {args.budget}": lambda: (*fresh(), budget, threads, bf16),
     }
     best: dict[str, float] = {}
     tokens: dict[str, float] = {}
     for _ in range(args.rounds):
         for name, build in configs.items():
-            model, optimizer, batches, n_threads = build()
+            model, optimizer, batches, n_threads, autocast = build()
             torch.set_num_threads(n_threads)
-            seconds, samples = time_steps(model, optimizer, batches)
+            seconds, samples = time_steps(model, optimizer, batches, autocast)
             torch.set_num_threads(threads)
             best[name] = max(best.get(name, 0.0), samples / seconds)
             real = sum(int(b["attention_mask"].sum()) for b in batches)
@@ -149,9 +164,9 @@ def main() -> int:
         model, optimizer = fresh()
         compiled = torch.compile(model, dynamic=True)
         started = time.perf_counter()
-        time_steps(compiled, optimizer, fixed[:2])  # compiles (and recompiles once for new shapes)
+        time_steps(compiled, optimizer, fixed[:2], bf16)  # compiles (and recompiles once for new shapes)
         compile_seconds = time.perf_counter() - started
-        seconds, samples = time_steps(compiled, optimizer, fixed)
+        seconds, samples = time_steps(compiled, optimizer, fixed, bf16)
         rate = samples / seconds
         print(
             f"{'torch.compile (inductor, dynamic)':<44}{rate:>10.2f}{'':>11}{rate / base:>11.2f}x "

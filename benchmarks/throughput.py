@@ -4,11 +4,14 @@
   (b) dynamic:  `Trainer` + `DataCollatorWithPadding` + the default random sampler, at batch 32 (texttune's
       default batch size);
   (c) texttune: `texttune.train` with its defaults (batch 32, dynamic padding, length-grouped batches);
-  (d) texttune with `--max-tokens-per-batch` (with `--levers`: a lever, not a default).
+  (d) texttune with `--max-tokens-per-batch` (with `--levers`: a lever, not a default);
+  (e) texttune with `--precision fp32` (with `--levers`: what the default bf16 autocast gains on CPUs
+      with native bf16; the same as (c) elsewhere).
 
 Each runs in its own process (so peak RSS is its own) on the same training rows and epochs, and
 prints train samples/s, real (non-pad) tokens/s, the pad share, the FLOP/s achieved on real tokens as a
-share of this machine's fp32 matmul peak (measured here first), peak RSS and test accuracy. Time is
+share of this machine's fp32 matmul peak (measured here first; "% own" divides by the peak of the
+precision the variant computes in, measured around it in its process), peak RSS and test accuracy. Time is
 summed over optimizer steps only (evaluation and checkpoints excluded; the first step is a warm-up and
 not counted), the same way for every variant.
 
@@ -43,25 +46,29 @@ VARIANTS = {
     "dynamic": "(b) dynamic pad, random, b32",
     "texttune": "(c) texttune train defaults",
     "token_budget": "(d) texttune + token budget",
+    "texttune_fp32": "(e) texttune, --precision fp32",
 }
+TEXTTUNE_VARIANTS = ("texttune", "token_budget", "texttune_fp32")
 
 
 # ----------------------------------------------------------------------------------------- measuring
 
 
-def matmul_peak_gflops(seconds: float = 1.0, size: int = 1024, repeats: int = 5) -> float:
-    """Best fp32 GFLOP/s of a square matmul with the current thread setting (the machine's peak)."""
+def matmul_peak_gflops(dtype: str = "fp32", seconds: float = 1.5, repeats: int = 3) -> float:
+    """Best GFLOP/s of square matmuls (1024, 1536, 2048) with the current thread setting: the machine's peak."""
     import torch
 
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    torch.mm(a, b)
+    kind = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
     best = 0.0
-    for _ in range(repeats):
-        count, started = 0, time.perf_counter()
-        while time.perf_counter() - started < seconds / repeats:
-            torch.mm(a, b)
-            count += 1
-        best = max(best, 2 * size**3 * count / (time.perf_counter() - started) / 1e9)
+    for size in (1024, 1536, 2048):
+        a, b = torch.randn(size, size, dtype=kind), torch.randn(size, size, dtype=kind)
+        torch.mm(a, b)
+        for _ in range(repeats):
+            count, started = 0, time.perf_counter()
+            while time.perf_counter() - started < seconds / repeats / 3:
+                torch.mm(a, b)
+                count += 1
+            best = max(best, 2 * size**3 * count / (time.perf_counter() - started) / 1e9)
     return best
 
 
@@ -213,6 +220,7 @@ def run_plain_trainer(variant: str, args) -> dict:
         result["loss_diff_max_length_vs_dynamic"] = check
     else:
         result["accuracy"] = accuracy_of(trainer, test_set)
+    result["precision"] = "fp32"  # Trainer's default on CPU
     return result
 
 
@@ -239,11 +247,14 @@ def loss_equivalence(model, tokenizer, split, max_length: int) -> float:
 
 
 def run_texttune(variant: str, args) -> dict:
-    """(c) and (d): `texttune.train` with its defaults (and a token budget for (d))."""
+    """(c), (d), (e): `texttune.train` with its defaults (a token budget for (d), fp32 for (e))."""
     from texttune import DataConfig, ModelConfig, RunConfig, TrainConfig, train
+    from texttune.training import precision_flags
 
     meter = make_meter()
     extra = {"max_tokens_per_batch": args.max_tokens_per_batch} if variant == "token_budget" else {}
+    if variant == "texttune_fp32":
+        extra["precision"] = "fp32"
     config = RunConfig(
         data=DataConfig(
             data=args.dataset, max_train_samples=args.train_samples, max_eval_samples=args.eval_samples
@@ -260,6 +271,7 @@ def run_texttune(variant: str, args) -> dict:
     result = train(config, callbacks=[meter])
     out = summary(meter, result.model)
     out["accuracy"] = result.test_metrics["accuracy"]
+    out["precision"] = "bf16" if precision_flags(config.train.precision, use_cpu=True) else "fp32"
     return out
 
 
@@ -287,12 +299,13 @@ def worker(args) -> int:
     import datasets
 
     datasets.disable_progress_bars()
-    runner = run_texttune if args.worker in ("texttune", "token_budget") else run_plain_trainer
-    # The matmul peak again, right before this variant trains: on a shared machine it tracks the CPU
+    runner = run_texttune if args.worker in TEXTTUNE_VARIANTS else run_plain_trainer
+    # The matmul peak again, around this variant's training: on a shared machine it tracks the CPU
     # share this process gets, so samples/s divided by it compares variants measured minutes apart.
-    peak_before = matmul_peak_gflops()
+    peaks = {kind: matmul_peak_gflops(kind) for kind in ("fp32", "bf16")}
     result = runner(args.worker, args)
-    result["peak_gflops"] = max(peak_before, matmul_peak_gflops())
+    kind = result["precision"]
+    result["peak_gflops"] = max(peaks[kind], matmul_peak_gflops(kind))
     print("RESULT " + json.dumps(result))
     return 0
 
@@ -318,7 +331,11 @@ def main() -> int:
     )
     parser.add_argument("--quick", action="store_true", help="Small budgets: a few minutes on 2 cores.")
     parser.add_argument("--datasets", default="rotten_tomatoes,bbc_news")
-    parser.add_argument("--levers", action="store_true", help="Also run (d): texttune with a token budget.")
+    parser.add_argument(
+        "--levers",
+        action="store_true",
+        help="Also run (d) and (e): texttune with a token budget, and in fp32.",
+    )
     parser.add_argument("--max-tokens-per-batch", type=int, default=1024, help="Budget of (d).")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--dataset", help=argparse.SUPPRESS)
@@ -338,13 +355,16 @@ def main() -> int:
         "bbc_news": (64, 40) if args.quick else (1600, 222),
     }
     tutorial_steps = 2 if args.quick else 12
+    from texttune.training import cpu_has_native_bf16
+
     peak = matmul_peak_gflops()
     print(
-        f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads; "
-        f"fp32 matmul peak {peak:.0f} GFLOP/s (1024x1024, best of 5); epochs {args.epochs:g}"
+        f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"native bf16: {'yes' if cpu_has_native_bf16() else 'no'}; matmul peak fp32 {peak:.0f} GFLOP/s, "
+        f"bf16 {matmul_peak_gflops('bf16'):.0f} GFLOP/s (best of 1024-2048 squares); epochs {args.epochs:g}"
     )
     variants = ["tutorial", "tutorial_equivalent", "dynamic", "texttune"] + (
-        ["token_budget"] if args.levers else []
+        ["token_budget", "texttune_fp32"] if args.levers else []
     )
     workdir = Path(tempfile.mkdtemp(prefix="texttune-throughput-"))
     ratios = {}
@@ -360,7 +380,7 @@ def main() -> int:
         rows = {v: run_variant(v, dataset, settings, workdir) for v in variants}
         print(f"\n{dataset}: {train_rows} training rows, accuracy on {test_rows} test rows")
         header = (
-            f"{'variant':<32}{'samples/s':>10}{'real tok/s':>11}{'pad':>6}{'GFLOP/s':>9}{'% peak':>8}"
+            f"{'variant':<32}{'prec':>5}{'samples/s':>10}{'real tok/s':>11}{'pad':>6}{'GFLOP/s':>9}{'% peak':>8}"
             f"{'its peak':>9}{'% own':>7}{'RSS MB':>8}{'accuracy':>10}"
         )
         print(header)
@@ -368,7 +388,7 @@ def main() -> int:
         for variant, r in rows.items():
             accuracy = "-" if r["accuracy"] is None else f"{r['accuracy']:.4f}"
             print(
-                f"{VARIANTS[variant]:<32}{r['samples_per_s']:>10.2f}{r['real_tokens_per_s']:>11.0f}"
+                f"{VARIANTS[variant]:<32}{r['precision']:>5}{r['samples_per_s']:>10.2f}{r['real_tokens_per_s']:>11.0f}"
                 f"{100 * r['pad_share']:>5.0f}%{r['gflops']:>9.1f}{100 * r['gflops'] / peak:>7.0f}%"
                 f"{r['peak_gflops']:>9.0f}{100 * r['gflops'] / r['peak_gflops']:>6.0f}%"
                 f"{r['peak_rss_mb']:>8.0f}{accuracy:>10}"
