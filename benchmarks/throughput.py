@@ -352,7 +352,7 @@ def main() -> int:
 
     budgets = {  # (train rows, test rows) per dataset
         "rotten_tomatoes": (320, 200) if args.quick else (8000, 1066),
-        "bbc_news": (64, 40) if args.quick else (1600, 222),
+        "bbc_news": (64, 40) if args.quick else (400, 222),
     }
     tutorial_steps = 2 if args.quick else 12
     from texttune.training import cpu_has_native_bf16
