@@ -12,7 +12,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import DataConfig, ModelConfig, RunConfig, StrategyConfig, TrainConfig, load_yaml_config
+from .config import (
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    StrategyConfig,
+    TrainConfig,
+    load_yaml_config,
+    require_positive,
+)
 from .errors import ConfigError, TexttuneError
 
 logger = logging.getLogger("texttune")
@@ -312,9 +320,7 @@ def _print_result(result) -> None:
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from .pretraining import pretrain
 
-    for name in ("epochs", "learning_rate", "batch_size"):
-        if getattr(args, name) <= 0:
-            raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    require_positive(args, ("epochs", "learning_rate", "batch_size"))
     result = pretrain(
         args.data,
         args.model,

@@ -24,6 +24,14 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def require_positive(options: Any, names: tuple[str, ...]) -> None:
+    """Refuse options in ``names`` that are zero or negative; None (use the default) passes."""
+    for name in names:
+        value = getattr(options, name)
+        if value is not None and value <= 0:
+            raise ConfigError(f"{_flag(name)} must be positive, got {value}")
+
+
 @dataclass
 class DataConfig:
     """Where the data comes from and how its columns map to texts and labels."""
@@ -270,9 +278,7 @@ class TrainConfig:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"--precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
         positive = ("learning_rate", "epochs", "batch_size", "eval_batch_size", "gradient_accumulation_steps")
-        for name in positive:
-            if getattr(self, name) is not None and getattr(self, name) <= 0:
-                raise ConfigError(f"{_flag(name)} must be positive, got {getattr(self, name)}")
+        require_positive(self, positive)
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ConfigError(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.weight_decay < 0:
@@ -389,9 +395,7 @@ class StrategyConfig:
             raise ConfigError(f"--pooling {self.pooling!r} is not one of {', '.join(POOLINGS)}")
         positive = ("head_hidden_size", "head_layers", "lora_rank", "lora_alpha", "num_virtual_tokens")
         positive += ("mlm_epochs", "mlm_learning_rate")
-        for name in positive:
-            if getattr(self, name) is not None and getattr(self, name) <= 0:
-                raise ConfigError(f"{_flag(name)} must be positive, got {getattr(self, name)}")
+        require_positive(self, positive)
         for name in ("head_dropout", "lora_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"{_flag(name)} must be in [0, 1), got {getattr(self, name)}")
