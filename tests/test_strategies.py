@@ -110,9 +110,16 @@ def small_csv(tmp_path_factory) -> str:
 def test_grid(strategy, model_fixture, small_csv, tmp_path, request):
     model_path = request.getfixturevalue(model_fixture)
     recorder = Recorder()
-    result = train(
-        run_config(model_path, small_csv, tmp_path / "run", strategy_config(strategy)), callbacks=[recorder]
-    )
+    try:
+        result = train(
+            run_config(model_path, small_csv, tmp_path / "run", strategy_config(strategy)),
+            callbacks=[recorder],
+        )
+    except ModelError as exc:
+        # A release pair that cannot run this cell says so, naming the versions (see PrefixStrategy.check).
+        if "does not support" in str(exc) and "with transformers" in str(exc):
+            pytest.skip(str(exc))
+        raise
     run = result.output
     assert recorder.steps == 2
 

@@ -10,6 +10,7 @@ the adapter on it.
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any
@@ -47,17 +48,24 @@ class PeftStrategy(Strategy):
         """Refuse model/method combinations that would train but not work."""
 
     def prepare(self, model, config: StrategyConfig):
-        peft = _peft()
         self.check(model)
         peft_config = self.peft_config(model, config)
         extra = _modules_to_save(model)
         if extra:
             peft_config.modules_to_save = list(peft_config.modules_to_save or []) + extra
         try:
-            wrapped = peft.get_peft_model(model, peft_config)
+            wrapped = self.wrap(model, peft_config)
         except ValueError as exc:
             raise ModelError(f"--strategy {self.name}: {str(exc).splitlines()[0]}") from exc
         return wrapped
+
+    def wrap(self, model, peft_config):
+        """Put a new adapter on ``model`` (peft's model class for the task)."""
+        return _peft().get_peft_model(model, peft_config)
+
+    def attach(self, model, folder: Path):
+        """Put the trained adapter saved in ``folder`` on ``model``."""
+        return _peft().PeftModel.from_pretrained(model, str(folder))
 
     def save(self, model, folder: Path) -> None:
         model.save_pretrained(str(folder))
@@ -69,12 +77,11 @@ class PeftStrategy(Strategy):
 
         from ..artifacts import MODEL_CONFIG_FILE, require_files
 
-        peft = _peft()
         require_files(folder, [MODEL_CONFIG_FILE, ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE])
         base = base_model_path(folder, manifest)
         config = AutoConfig.from_pretrained(str(folder))
         model = AutoModelForSequenceClassification.from_pretrained(base, config=config, use_safetensors=True)
-        return peft.PeftModel.from_pretrained(model, str(folder)).eval()
+        return self.attach(model, folder).eval()
 
     def merged_model(self, folder: Path, manifest) -> Any:
         if self.name not in ("lora", "ia3"):
@@ -155,6 +162,37 @@ def _targets(model, config: StrategyConfig, method: str, own: dict[str, Any]) ->
     return None  # peft's own default for the architecture
 
 
+def _cache_argument(backbone) -> str | None:
+    """The name under which ``backbone.forward`` takes a key/value cache, or None if it takes none."""
+    import inspect
+
+    parameters = inspect.signature(backbone.forward).parameters
+    return next((name for name in ("cache", "past_key_values") if name in parameters), None)
+
+
+@functools.cache
+def _prefix_model_class():
+    """peft's sequence classifier, handing the prefix cache to models that call it ``cache``."""
+    peft = _peft()
+
+    class PrefixCacheModel(peft.PeftModelForSequenceClassification):
+        # Overridden because peft's version passes the prefixes only as `past_key_values` and refuses
+        # models whose forward names the cache `cache` (transformers >= 5.24).
+        def _prefix_tuning_forward(self, input_ids=None, inputs_embeds=None, **kwargs):
+            backbone = self.base_model.get_submodule(self.transformer_backbone_name)
+            if _cache_argument(backbone) != "cache":
+                return super()._prefix_tuning_forward(
+                    input_ids=input_ids, inputs_embeds=inputs_embeds, **kwargs
+                )
+            batch_size = (input_ids if input_ids is not None else inputs_embeds).shape[0]
+            # The classifier passes keyword arguments it does not name on to its backbone.
+            return self.base_model(
+                input_ids=input_ids, inputs_embeds=inputs_embeds, cache=self.get_prompt(batch_size), **kwargs
+            )
+
+    return PrefixCacheModel
+
+
 def _prompt_dims(model) -> dict[str, int]:
     # peft reads these from the config dict, where DistilBERT names them dim / n_heads / n_layers.
     config = model.config
@@ -210,16 +248,34 @@ class _PromptStrategy(PeftStrategy):
 
 @register("prefix")
 class PrefixStrategy(PeftStrategy):
-    """Trained key/value prefixes in every attention layer (Li & Liang, 2021)."""
+    """Trained key/value prefixes in every attention layer (Li & Liang, 2021).
+
+    peft hands the prefixes to the model as a key/value cache. transformers 5.24 renamed that argument
+    from ``past_key_values`` to ``cache`` (BERT, GPT-2, ...), and peft 0.21 still looks for the old name;
+    :func:`_prefix_model_class` passes the cache under whichever name the model takes.
+    """
 
     def check(self, model) -> None:
-        import inspect
+        if _cache_argument(model.base_model) is None:
+            import peft
+            import transformers
 
-        if "past_key_values" not in inspect.signature(model.base_model.forward).parameters:
             raise ModelError(
-                f"--strategy prefix does not support {model.config.model_type} models (they take no "
-                "past key values); use --strategy prompt, ptuning or lora"
+                f"--strategy prefix does not support {model.config.model_type} models with transformers "
+                f"{transformers.__version__} and peft {peft.__version__} (their forward takes no key/value "
+                "cache); use --strategy lora, ia3, prompt or ptuning"
             )
+
+    def wrap(self, model, peft_config):
+        return _prefix_model_class()(model, peft_config)
+
+    def attach(self, model, folder: Path):
+        peft = _peft()
+        config = peft.PeftConfig.from_pretrained(str(folder))
+        config.inference_mode = True  # as PeftModel.from_pretrained sets it
+        wrapped = _prefix_model_class()(model, config)
+        wrapped.load_adapter(str(folder), "default")
+        return wrapped
 
     def peft_config(self, model, config):
         peft = _peft()
