@@ -23,6 +23,9 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     args = parser.parse_args()
+    from texttune.hardware import describe_machine
+
+    print(describe_machine(), flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for weights in ("none", "auto"):

@@ -61,6 +61,9 @@ def main() -> int:
         help="Interleaved rounds; the best of each is kept (damps other load).",
     )
     args = parser.parse_args()
+    from texttune.hardware import describe_machine
+
+    print(describe_machine(), flush=True)
     logging.basicConfig(level=logging.WARNING)
     from transformers.utils import logging as hf_logging
 

@@ -24,6 +24,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--learning-rate", type=float, default=2e-4)
     args = parser.parse_args()
+    from texttune.hardware import describe_machine
+
+    print(describe_machine(), flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for mode in ("truncate", "head-tail", "sliding"):

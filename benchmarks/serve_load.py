@@ -116,6 +116,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--batch-wait-ms", type=float, default=5.0)
     args = parser.parse_args()
+    from texttune.hardware import describe_machine
+
+    print(describe_machine(), flush=True)
 
     from texttune.inference import Predictor
     from texttune.serve import ServeConfig, create_app, start_in_thread

@@ -90,6 +90,9 @@ def main() -> None:
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one row in this process
     parser.add_argument("--json", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    from texttune.hardware import describe_machine
+
+    print(describe_machine(), flush=True)
 
     if args.one:
         with tempfile.TemporaryDirectory() as tmp:

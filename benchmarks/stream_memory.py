@@ -98,6 +98,9 @@ def main() -> int:
     parser.add_argument("--rows", default="100000,1000000", help="Comma-separated row counts.")
     parser.add_argument("--backend", default="torch", choices=("torch", "onnx"))
     args = parser.parse_args()
+    from texttune.hardware import describe_machine
+
+    print(describe_machine(), flush=True)
     import logging
 
     logging.basicConfig(level=logging.WARNING)

@@ -52,6 +52,7 @@ def test_cli_int8_export_to_stand_alone_folder_and_predict(run, tmp_path, capsys
     assert main(["export", str(run), "--onnx", "--quantize", "int8", "--output", str(out), "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "ONNX model (int8, fused attention" in printed
+    assert "QInt8 weights) written to" in printed or "QUInt8 weights) written to" in printed
     assert (
         "parity on 20 validation rows: max abs probability diff" in printed and "label agreement" in printed
     )
@@ -89,6 +90,24 @@ def test_cli_int8_export_to_stand_alone_folder_and_predict(run, tmp_path, capsys
 
     with pytest.raises(ModelError, match="missing model.safetensors"):
         Predictor.load(out, backend="torch")
+
+
+@pytest.mark.parametrize(("weight_type", "dtype"), [("QInt8", "INT8"), ("QUInt8", "UINT8")])
+def test_int8_export_uses_the_weight_type_of_this_cpu(weight_type, dtype, run, tmp_path, monkeypatch):
+    import onnx
+
+    import texttune.export
+
+    monkeypatch.setattr(texttune.export, "int8_weight_type", lambda: weight_type)
+    result = export_onnx(run, tmp_path / "deploy", quantize="int8")
+    assert result.weight_type == weight_type
+    info = json.loads((tmp_path / "deploy" / "onnx" / "export.json").read_text())
+    assert info["weight_type"] == weight_type and info["parity"]["label_agreement"] >= 0.9
+    graph = onnx.load(str(result.model_file)).graph
+    quantized = {
+        onnx.TensorProto.DataType.Name(t.data_type) for t in graph.initializer if "quantized" in t.name
+    }
+    assert quantized == {dtype}
 
 
 def test_export_refuses_to_replace_without_overwrite(run, tmp_path):

@@ -440,7 +440,10 @@ def _export_onnx(args: argparse.Namespace) -> int:
     result = export_onnx(args.run, args.output, quantize=args.quantize, overwrite=args.overwrite)
     kind = "int8" if result.quantize else "fp32"
     fused = "fused attention" if result.fused else "attention not fused"
-    print(f"ONNX model ({kind}, {fused}, {result.size_bytes / 1e6:.1f} MB) written to {result.model_file}")
+    weights = f", {result.weight_type} weights" if result.weight_type else ""
+    print(
+        f"ONNX model ({kind}, {fused}, {result.size_bytes / 1e6:.1f} MB{weights}) written to {result.model_file}"
+    )
     parity = result.parity
     if parity is None:
         print("parity check skipped: the run has no validation.parquet")

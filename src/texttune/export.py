@@ -28,6 +28,7 @@ from .artifacts import (
 )
 from .data import LABELS, MULTI_LABEL, REGRESSION, TEXT, TEXT_PAIR
 from .errors import ConfigError, ModelError
+from .hardware import int8_weight_type
 from .onnx_model import EXPORT_INFO_FILE, ONNX_DIR, ONNX_INSTALL_HINT, ONNX_MODEL_FILE, require_onnxruntime
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ class ExportResult:
     fused: bool
     size_bytes: int
     parity: ParityReport | None
+    #: ``QInt8`` or ``QUInt8`` for an int8 export: the weight type that suits this CPU.
+    weight_type: str | None = None
 
 
 def export_onnx(
@@ -127,10 +130,12 @@ def export_onnx(
     try:
         if stand_alone:
             _copy_run_description(run, work)
-        fused = _export(run, onnx_work, quantize)
+        weight_type = int8_weight_type() if quantize == "int8" else None
+        fused = _export(run, onnx_work, quantize, weight_type)
         info: dict[str, Any] = {
             "source_run": str(run),
             "quantize": quantize,
+            "weight_type": weight_type,
             "opset": OPSET,
             "fused_attention": fused,
             "task": manifest.task,
@@ -155,6 +160,7 @@ def export_onnx(
         fused=fused,
         size_bytes=model_file.stat().st_size,
         parity=parity,
+        weight_type=weight_type,
     )
 
 
@@ -192,7 +198,7 @@ def _logits_only(model):
     return LogitsOnly(model)
 
 
-def _export(run: Path, folder: Path, quantize: str | None) -> bool:
+def _export(run: Path, folder: Path, quantize: str | None, weight_type: str | None) -> bool:
     """Write ``folder/model.onnx``; returns whether attention was fused."""
     import torch
     from transformers import AutoModelForSequenceClassification
@@ -230,7 +236,7 @@ def _export(run: Path, folder: Path, quantize: str | None) -> bool:
     fused = _optimize(raw, folder / "model.fp32.onnx", model.config)
     current = folder / "model.fp32.onnx" if (folder / "model.fp32.onnx").is_file() else raw
     if quantize == "int8":
-        _quantize_int8(current, folder / "model.int8.onnx")
+        _quantize_int8(current, folder / "model.int8.onnx", weight_type)
         current = folder / "model.int8.onnx"
     os.replace(current, folder / ONNX_MODEL_FILE)
     for leftover in folder.glob("model.*.onnx"):
@@ -258,9 +264,10 @@ def _optimize(source: Path, target: Path, config) -> bool:
     return fused
 
 
-def _quantize_int8(source: Path, target: Path) -> None:
+def _quantize_int8(source: Path, target: Path, weight_type: str) -> None:
     """Dynamic int8 quantization of the matrix multiplications (weights per channel, activations per batch).
 
+    ``weight_type`` is ``QInt8`` or ``QUInt8`` (see :func:`texttune.hardware.int8_weight_type`).
     Embedding tables (``Gather``) stay fp32: quantizing them lowers label agreement and saves no time.
     """
     import onnx
@@ -275,7 +282,7 @@ def _quantize_int8(source: Path, target: Path) -> None:
         quantize_dynamic(
             str(source),
             str(target),
-            weight_type=QuantType.QInt8,
+            weight_type=QuantType[weight_type],
             per_channel=True,
             op_types_to_quantize=["MatMul", "Attention"],
             # Needed on graphs from the optimizer, whose fused ops lack shape-inferred tensor types.
