@@ -590,6 +590,7 @@ def _configure_logging(debug: bool, quiet: bool) -> None:
         datasets.logging.set_verbosity_error()
         if quiet:
             datasets.disable_progress_bars()
+            hf_logging.disable_progress_bar()
 
 
 def main(argv: list[str] | None = None) -> int:
