@@ -240,12 +240,12 @@ def test_negative_freeze_layers_keeps_top_layers_trainable(tiny_bert):
 
 
 def test_freeze_runs_the_base_only_to_cache_features(tiny_bert, small_csv, tmp_path, monkeypatch):
-    from texttune.strategies import freeze
+    from texttune import heads
 
     calls = []
-    original = freeze.FrozenBaseClassifier.pooled
+    original = heads.FrozenBaseClassifier.pooled
     monkeypatch.setattr(
-        freeze.FrozenBaseClassifier,
+        heads.FrozenBaseClassifier,
         "pooled",
         lambda self, *a, **k: calls.append(1) or original(self, *a, **k),
     )

@@ -1,40 +1,67 @@
-"""texttune: fine-tune pretrained transformers for text classification."""
+"""texttune: fine-tune pretrained transformers for text classification.
 
-from .config import DataConfig, ModelConfig, RunConfig, StrategyConfig, TrainConfig
-from .errors import ConfigError, DataError, ModelError, TexttuneError
-from .evaluation import EvaluationResult, evaluate_run
-from .export import ExportResult, ParityReport, export_onnx
-from .inference import Prediction, Predictor
-from .pretraining import PretrainResult, pretrain
-from .search import SearchConfig, SearchResult, search
-from .strategies import export_merged
-from .training import TrainResult, train
+The public names below are imported on first use, so ``import texttune`` (and ``texttune --help``) does
+not load torch, transformers, datasets or pandas until something needs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ConfigError",
-    "DataConfig",
-    "DataError",
-    "EvaluationResult",
-    "ExportResult",
-    "ModelConfig",
-    "ModelError",
-    "ParityReport",
-    "Prediction",
-    "Predictor",
-    "PretrainResult",
-    "RunConfig",
-    "StrategyConfig",
-    "SearchConfig",
-    "SearchResult",
-    "TexttuneError",
-    "TrainConfig",
-    "TrainResult",
-    "evaluate_run",
-    "export_merged",
-    "export_onnx",
-    "pretrain",
-    "search",
-    "train",
-]
+#: Public name -> the module that defines it.
+_EXPORTS = {
+    "ConfigError": "errors",
+    "DataError": "errors",
+    "ModelError": "errors",
+    "TexttuneError": "errors",
+    "DataConfig": "config",
+    "ModelConfig": "config",
+    "RunConfig": "config",
+    "TrainConfig": "config",
+    "StrategyConfig": "strategies",
+    "EvaluationResult": "evaluation",
+    "evaluate_run": "evaluation",
+    "ExportResult": "export",
+    "ParityReport": "export",
+    "export_onnx": "export",
+    "Prediction": "inference",
+    "Predictor": "inference",
+    "PretrainResult": "pretraining",
+    "pretrain": "pretraining",
+    "SearchConfig": "search",
+    "SearchResult": "search",
+    "search": "search",
+    "export_merged": "strategies",
+    "TrainResult": "training",
+    "train": "training",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'texttune' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs; nothing is imported at run time
+    from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
+    from .errors import ConfigError, DataError, ModelError, TexttuneError
+    from .evaluation import EvaluationResult, evaluate_run
+    from .export import ExportResult, ParityReport, export_onnx
+    from .inference import Prediction, Predictor
+    from .pretraining import PretrainResult, pretrain
+    from .search import SearchConfig, SearchResult, search
+    from .strategies import StrategyConfig, export_merged
+    from .training import TrainResult, train

@@ -1,4 +1,26 @@
-"""The saved run: what a run folder holds, how it is written atomically, and how it is checked on load."""
+"""The saved run: the one place that knows a run folder's files, writes them and checks them on load.
+
+Every file name of a run folder is a constant here. Training hands :func:`save_run` the trained model,
+its strategy, the tokenizer, the manifest and the training log; evaluations, the report, checkpoints and
+exports write through the functions and names below. A run is written into a hidden work folder and
+moved into place only when complete (:class:`AtomicDir`).
+
+A run folder::
+
+    texttune.json            RunManifest: task, labels, columns, strategy, resolved config, versions
+    config.json              the classifier's transformers config (label names)
+    model.safetensors        the weights (plain-weight strategies; the frozen base for freeze)
+    head.safetensors/.json   --strategy freeze: the head and how to rebuild it
+    adapter_*                adapter strategies: the adapter and the trained head
+    tokenizer*.json          the tokenizer
+    mlm_model/               --mlm-first: the masked-LM model the run was fine-tuned from
+    training_log.json        Trainer's log history
+    metrics.json, report.txt, confusion_matrix.png, validation.parquet    the final validation
+    test_metrics.json        the test split's metrics
+    report.html, *.png, README.md, tensorboard/                           the run report
+    evaluations/NAME/        written by `texttune evaluate`
+    onnx/                    written by `texttune export --onnx`
+"""
 
 from __future__ import annotations
 
@@ -27,8 +49,32 @@ VALIDATION_DATA_FILE = "validation.parquet"
 CONFUSION_MATRIX_FILE = "confusion_matrix.png"
 REPORT_FILE = "report.txt"
 MODEL_CONFIG_FILE = "config.json"
+MODEL_WEIGHTS_FILE = "model.safetensors"
+TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
+#: ``--strategy freeze``: the trained head's weights and its layout (plus the pooling rule).
+HEAD_WEIGHTS_FILE = "head.safetensors"
+HEAD_CONFIG_FILE = "head.json"
+#: Adapter strategies (peft's names): the adapter with the trained classification head.
+ADAPTER_CONFIG_FILE = "adapter_config.json"
+ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
 #: ``--mlm-first``: the model after masked-LM pretraining, which the run was fine-tuned from.
 MLM_MODEL_DIR = "mlm_model"
+#: The run report (``--no-report`` skips it) and ``--report-to tensorboard`` logs.
+REPORT_HTML_FILE = "report.html"
+MODEL_CARD_FILE = "README.md"
+LEARNING_CURVES_FILE = "learning_curves.png"
+PER_CLASS_F1_FILE = "per_class_f1.png"
+LABEL_DISTRIBUTION_FILE = "label_distribution.png"
+TENSORBOARD_DIR = "tensorboard"
+#: Inside the work folder of an unfinished run: Trainer checkpoints and the options they were made with.
+CHECKPOINT_DIR = "checkpoints"
+RESUME_CONFIG_FILE = "resume_config.json"
+#: ``texttune evaluate`` writes each evaluation into ``evaluations/NAME/``.
+EVALUATIONS_DIR = "evaluations"
+#: ``texttune export --onnx``: the ONNX model and how it was made, in a run or a stand-alone folder.
+ONNX_DIR = "onnx"
+ONNX_MODEL_FILE = "model.onnx"
+EXPORT_INFO_FILE = "export.json"
 
 #: Suffix of the hidden work folder a run is written into before it is renamed into place.
 PARTIAL_SUFFIX = ".partial"
@@ -218,3 +264,77 @@ def require_files(folder: Path, names: list[str]) -> None:
 
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def write_safetensors(path: Path, state_dict: dict[str, Any]) -> None:
+    """Save tensors with safetensors (contiguous copies: it refuses views that share storage)."""
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().contiguous().clone() for k, v in state_dict.items()}, str(path))
+
+
+def save_run(
+    work: Path,
+    *,
+    strategy,
+    model,
+    tokenizer,
+    manifest: RunManifest,
+    log_history: list[dict[str, Any]],
+    state_dict: dict[str, Any] | None = None,
+    mlm_folder: Path | None = None,
+) -> None:
+    """Write a trained run's model, tokenizer, manifest and training log into its work folder.
+
+    Args:
+        work: The run's work folder (from :class:`AtomicDir`).
+        strategy: The run's :class:`~texttune.strategies.Strategy`; it writes the weights its way.
+        model: The trained (prepared) model.
+        tokenizer: The tokenizer the model was trained with.
+        manifest: What the run is.
+        log_history: ``Trainer.state.log_history``.
+        state_dict: The full weights gathered from FSDP/DeepSpeed shards, when training was sharded.
+        mlm_folder: ``--mlm-first``'s model folder, moved into the run as ``mlm_model/``.
+    """
+    # Weights go through save_pretrained, never Trainer.save_model (it adds a pickled training_args.bin).
+    strategy.save(model, work)
+    if state_dict is not None:
+        model.save_pretrained(str(work), state_dict=state_dict)
+    tokenizer.save_pretrained(str(work))
+    if mlm_folder is not None:
+        shutil.move(str(mlm_folder), str(work / MLM_MODEL_DIR))
+    write_manifest(work, manifest)
+    write_json(work / TRAINING_LOG_FILE, log_history)
+
+
+def write_evaluation(folder: Path, metrics: dict[str, Any], label_names: list[str], title: str) -> None:
+    """An evaluation's ``metrics.json``, ``report.txt`` and ``confusion_matrix.png`` (titled ``title``)."""
+    from .metrics import format_report, plot_confusion_matrix
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / METRICS_FILE, metrics)
+    (folder / REPORT_FILE).write_text(format_report(metrics) + "\n", encoding="utf-8")
+    if "confusion_matrix" in metrics:
+        plot_confusion_matrix(metrics["confusion_matrix"], label_names, folder / CONFUSION_MATRIX_FILE, title)
+
+
+def write_validation_split(folder: Path, dataset) -> None:
+    """Keep the validation split, so that ``texttune evaluate RUN`` reproduces ``metrics.json`` exactly."""
+    dataset.to_parquet(str(folder / VALIDATION_DATA_FILE))
+
+
+def read_validation_split(folder: Path):
+    """The validation split a run kept (see :func:`write_validation_split`)."""
+    from datasets import Dataset
+
+    require_files(folder, [VALIDATION_DATA_FILE])
+    return Dataset.from_parquet(str(folder / VALIDATION_DATA_FILE))
+
+
+def copy_run_description(run: Path, folder: Path) -> None:
+    """What a predictor needs besides the model: the manifest, the model config and the tokenizer."""
+    from .tokenization import load_tokenizer
+
+    for name in (MANIFEST_FILE, MODEL_CONFIG_FILE):
+        shutil.copy2(run / name, folder / name)
+    load_tokenizer(str(run)).save_pretrained(str(folder))

@@ -9,23 +9,22 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
 from pathlib import Path
 from typing import Any
 
+from .artifacts import CHECKPOINT_DIR, MANIFEST_FILE, MODEL_WEIGHTS_FILE, RESUME_CONFIG_FILE, partial_dir
 from .errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-#: Folder inside the work folder that holds the ``checkpoint-STEP`` folders.
-CHECKPOINT_DIR = "checkpoints"
-#: The options a resumed run must share with the run it continues.
-RESUME_CONFIG_FILE = "resume_config.json"
-#: Written last into a checkpoint by ``Trainer``: its presence (as valid JSON) marks a complete checkpoint.
+#: ``Trainer``'s names inside a ``checkpoint-STEP`` folder. Its state file is written last: its presence
+#: (as valid JSON) marks a complete checkpoint.
 TRAINER_STATE_FILE = "trainer_state.json"
 #: What a checkpoint needs besides its state file to continue training exactly.
-CHECKPOINT_FILES = ("model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth")
+CHECKPOINT_FILES = (MODEL_WEIGHTS_FILE, "optimizer.pt", "scheduler.pt", "rng_state.pth")
 #: Options that may differ between the interrupted and the resumed run (they do not change the result).
 RESUME_FREE_OPTIONS = ("resume", "overwrite", "progress", "output", "logging_steps", "use_cpu")
 
@@ -132,3 +131,33 @@ def clear_for_resume(work: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
+
+
+def check_resumable(output: Path, config: dict[str, Any]) -> None:
+    """Before any work: a finished run has nothing to resume, and a resumed run must keep its options."""
+    if (output / MANIFEST_FILE).is_file():
+        raise ConfigError(
+            f"--resume: {output} is already a finished run, there is nothing to resume; "
+            "choose another --output, or pass --overwrite instead of --resume to train it again"
+        )
+    work = partial_dir(output)
+    if work.is_dir():
+        check_resume_config(work, config)
+
+
+def stash_checkpoints(work: Path) -> Path:
+    """Move the checkpoints of a finished run out of its work folder (a rename: instant) and return where.
+
+    They are deleted (:func:`remove_folder`) only after the run is in place, so a crash at any moment
+    leaves either a checkpoint to resume from or the finished run.
+    """
+    trash = work.parent / f"{work.name}.old-checkpoints"
+    remove_folder(trash)
+    if (work / CHECKPOINT_DIR).exists():
+        os.replace(work / CHECKPOINT_DIR, trash)
+    (work / RESUME_CONFIG_FILE).unlink(missing_ok=True)
+    return trash
+
+
+def remove_folder(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)

@@ -1,7 +1,12 @@
-"""Run configuration: one dataclass per concern, every field with help text.
+"""Configuration: one dataclass per concern and per subcommand, every field with help text.
 
-Field names are unique across the dataclasses so that a flat YAML file (``--config run.yaml``) and the
-command-line flags (``--learning-rate`` -> ``learning_rate``) address the same fields.
+A training run is a :class:`RunConfig` of four sections (:class:`DataConfig`, :class:`ModelConfig`,
+:class:`TrainConfig` and the strategies' :class:`~texttune.strategies.StrategyConfig`). Field names are
+unique across the sections so that a flat YAML file (``--config run.yaml``) and the command-line flags
+(``--learning-rate`` -> ``learning_rate``) address the same fields. The other subcommands have one
+dataclass each (:class:`EvaluateConfig`, :class:`PredictConfig`, :class:`PretrainConfig`,
+:class:`ExportConfig`, :class:`DemoConfig`); :mod:`texttune.options` turns every one of them into flags
+and holds the checks their ``__post_init__`` methods share.
 """
 
 from __future__ import annotations
@@ -12,24 +17,24 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .options import (
+    coerce,
+    require_at_least,
+    require_choice,
+    require_fraction,
+    require_non_negative,
+    require_positive,
+)
+from .strategies import StrategyConfig
 
 TASKS = ("auto", "single_label", "multi_label", "regression")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-HEADS = ("linear", "mlp")
-POOLINGS = ("auto", "cls", "mean", "last")
 LONG_TEXT_MODES = ("truncate", "head-tail", "sliding")
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def require_positive(options: Any, names: tuple[str, ...]) -> None:
-    """Refuse options in ``names`` that are zero or negative; None (use the default) passes."""
-    for name in names:
-        value = getattr(options, name)
-        if value is not None and value <= 0:
-            raise ConfigError(f"{_flag(name)} must be positive, got {value}")
+#: What runs a saved model: ``auto`` uses the run's ONNX export when it has one (and ONNX Runtime is
+#: installed and the device is the CPU), else PyTorch.
+BACKENDS = ("auto", "torch", "onnx")
+QUANTIZATIONS = ("int8",)
+DEMO_OUTPUT = "runs/demo"
 
 
 @dataclass
@@ -92,16 +97,9 @@ class DataConfig:
     data_seed: int = field(default=42, metadata={"help": "Seed for the validation split and the subsets."})
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ConfigError(f"--task {self.task!r} is not one of {', '.join(TASKS)}")
-        if not 0.0 < self.validation_split < 1.0:
-            raise ConfigError(
-                f"--validation-split must be between 0 and 1 (exclusive), got {self.validation_split}"
-            )
-        for name in ("max_train_samples", "max_eval_samples"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ConfigError(f"{_flag(name)} must be a positive number, got {value}")
+        require_choice(self, "task", TASKS)
+        require_fraction(self, ("validation_split",), open_low=True)
+        require_positive(self, ("max_train_samples", "max_eval_samples"), what="a positive number")
         if self.label_delimiter == "":
             raise ConfigError("--label-delimiter must not be empty")
         if self.label_delimiter is not None and self.task in ("single_label", "regression"):
@@ -153,13 +151,11 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.max_length is not None and self.max_length < 8:
             raise ConfigError(f"--max-length must be at least 8 tokens, got {self.max_length}")
-        if self.long_text not in LONG_TEXT_MODES:
-            raise ConfigError(f"--long-text {self.long_text!r} is not one of {', '.join(LONG_TEXT_MODES)}")
+        require_choice(self, "long_text", LONG_TEXT_MODES)
         if self.stride is not None:
             if self.long_text != "sliding":
                 raise ConfigError("--stride only applies to --long-text sliding")
-            if self.stride < 0:
-                raise ConfigError(f"--stride must not be negative, got {self.stride}")
+            require_non_negative(self, ("stride",))
             if self.max_length is not None and self.stride >= self.max_length // 2:
                 raise ConfigError(
                     f"--stride {self.stride} must be below half of --max-length {self.max_length}"
@@ -275,27 +271,19 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"--precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        require_choice(self, "precision", PRECISIONS)
         positive = ("learning_rate", "epochs", "batch_size", "eval_batch_size", "gradient_accumulation_steps")
         require_positive(self, positive)
-        if not 0.0 <= self.warmup_ratio < 1.0:
-            raise ConfigError(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
-        if self.weight_decay < 0:
-            raise ConfigError(f"--weight-decay must not be negative, got {self.weight_decay}")
-        if self.save_steps is not None and self.save_steps < 1:
-            raise ConfigError(f"--save-steps must be at least 1, got {self.save_steps}")
+        require_fraction(self, ("warmup_ratio",))
+        require_non_negative(self, ("weight_decay",))
+        require_at_least(self, "save_steps", 1)
         if self.resume and self.overwrite:
             raise ConfigError(
                 "--resume and --overwrite conflict: --overwrite starts over and discards the checkpoints; "
                 "drop one of them"
             )
-        if self.max_tokens_per_batch is not None and self.max_tokens_per_batch < 8:
-            raise ConfigError(f"--max-tokens-per-batch must be at least 8, got {self.max_tokens_per_batch}")
-        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
-            raise ConfigError(
-                f"--early-stopping-patience must be at least 1, got {self.early_stopping_patience}"
-            )
+        require_at_least(self, "max_tokens_per_batch", 8)
+        require_at_least(self, "early_stopping_patience", 1)
         parse_class_weights(self.class_weights)
         if self.deepspeed is not None and not Path(self.deepspeed).is_file():
             raise ConfigError(f"--deepspeed config file not found: {self.deepspeed}")
@@ -320,97 +308,6 @@ def parse_class_weights(spec: str) -> str | list[float]:
     if any(not w > 0 for w in weights):
         raise ConfigError(f"--class-weights {spec!r}: every weight must be positive")
     return weights
-
-
-@dataclass
-class StrategyConfig:
-    """Which parameters train and how: the fine-tuning strategy and its knobs.
-
-    Each knob only matters for the strategies named in its help text; the others ignore it.
-    """
-
-    strategy: str = field(
-        default="full",
-        metadata={
-            "help": "full (every parameter trains), freeze (frozen base, a head trains on cached features), "
-            "partial (--freeze-layers), lora, ia3, prefix, prompt or ptuning (peft adapters)."
-        },
-    )
-    head: str = field(default="linear", metadata={"help": "freeze: the head, linear or mlp."})
-    pooling: str = field(
-        default="auto",
-        metadata={
-            "help": "freeze: how token vectors become one feature vector: cls (first token), mean, last "
-            "(last non-pad token). auto: last for decoder models, else cls."
-        },
-    )
-    head_hidden_size: int = field(default=256, metadata={"help": "freeze --head mlp: hidden layer width."})
-    head_layers: int = field(default=1, metadata={"help": "freeze --head mlp: number of hidden layers."})
-    head_dropout: float = field(default=0.1, metadata={"help": "freeze: dropout before each head layer."})
-    head_batchnorm: bool = field(
-        default=False, metadata={"help": "freeze --head mlp: BatchNorm after each hidden layer."}
-    )
-    freeze_layers: int | None = field(
-        default=None,
-        metadata={
-            "help": "partial: freeze the embeddings and the bottom N transformer layers; a negative N "
-            "keeps the top -N layers trainable and freezes the rest."
-        },
-    )
-    lora_rank: int = field(default=8, metadata={"help": "lora: rank of the update matrices."})
-    lora_alpha: float = field(default=16.0, metadata={"help": "lora: scaling (alpha / rank)."})
-    lora_dropout: float = field(default=0.1, metadata={"help": "lora: dropout on the adapter input."})
-    target_modules: str | None = field(
-        default=None,
-        metadata={
-            "help": "lora/ia3: comma-separated module names to adapt (e.g. query,value). "
-            "Default: chosen for the architecture."
-        },
-    )
-    num_virtual_tokens: int = field(
-        default=20, metadata={"help": "prefix/prompt/ptuning: number of virtual tokens."}
-    )
-    mlm_first: str | None = field(
-        default=None,
-        metadata={
-            "help": "Unlabelled text (a .txt file, one text per line, or any data file) to continue "
-            "masked-LM pretraining on before fine-tuning."
-        },
-    )
-    mlm_epochs: float = field(default=1.0, metadata={"help": "--mlm-first: epochs of masked-LM training."})
-    mlm_learning_rate: float = field(
-        default=5e-5, metadata={"help": "--mlm-first: learning rate of masked-LM training."}
-    )
-    mlm_probability: float = field(
-        default=0.15, metadata={"help": "--mlm-first: share of tokens masked (BERT used 0.15)."}
-    )
-    whole_word_mask: bool = field(
-        default=False, metadata={"help": "--mlm-first: mask whole words instead of single word pieces."}
-    )
-
-    def __post_init__(self) -> None:
-        if self.head not in HEADS:
-            raise ConfigError(f"--head {self.head!r} is not one of {', '.join(HEADS)}")
-        if self.pooling not in POOLINGS:
-            raise ConfigError(f"--pooling {self.pooling!r} is not one of {', '.join(POOLINGS)}")
-        positive = ("head_hidden_size", "head_layers", "lora_rank", "lora_alpha", "num_virtual_tokens")
-        positive += ("mlm_epochs", "mlm_learning_rate")
-        require_positive(self, positive)
-        for name in ("head_dropout", "lora_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ConfigError(f"{_flag(name)} must be in [0, 1), got {getattr(self, name)}")
-        if not 0.0 < self.mlm_probability < 1.0:
-            raise ConfigError(f"--mlm-probability must be between 0 and 1, got {self.mlm_probability}")
-        if self.strategy == "partial" and self.freeze_layers is None:
-            raise ConfigError("--strategy partial needs --freeze-layers N (bottom layers to freeze)")
-        if self.target_modules is not None and not self.target_module_list():
-            raise ConfigError("--target-modules must name at least one module, e.g. query,value")
-
-    def target_module_list(self) -> list[str] | None:
-        """``--target-modules`` as a list, or None for the architecture's default."""
-        if self.target_modules is None:
-            return None
-        return [name.strip() for name in self.target_modules.split(",") if name.strip()]
 
 
 @dataclass
@@ -448,7 +345,7 @@ class RunConfig:
             )
         parts: dict[str, dict[str, Any]] = {name: {} for name in cls.SECTIONS}
         for key, value in flat.items():
-            parts[owners[key]][key] = _coerce(key, value, source)
+            parts[owners[key]][key] = coerce(run_field(key), value, source)
         return cls(
             data=DataConfig(**parts["data"]),
             model=ModelConfig(**parts["model"]),
@@ -470,37 +367,9 @@ def field_owners() -> dict[str, str]:
     return {f.name: section for section, klass in _SECTION_CLASSES.items() for f in dataclasses.fields(klass)}
 
 
-def field_types() -> dict[str, str]:
-    return {f.name: str(f.type) for klass in _SECTION_CLASSES.values() for f in dataclasses.fields(klass)}
-
-
-def _coerce(key: str, value: Any, source: str) -> Any:
-    """Check a YAML value against the field's declared type; YAML gives ints/floats/bools natively."""
-    kind = field_types()[key]
-    if value is None:
-        if "None" in kind:
-            return None
-        raise ConfigError(f"{source} key {key!r} must not be empty")
-    if kind.startswith("bool"):
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{source} key {key!r} must be true or false, got {value!r}")
-    if kind.startswith("int"):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{source} key {key!r} must be a whole number, got {value!r}")
-    if kind.startswith("float"):
-        if isinstance(value, str):
-            try:
-                return float(value)  # YAML reads 2e-5 (no dot) as a string
-            except ValueError:
-                pass
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise ConfigError(f"{source} key {key!r} must be a number, got {value!r}")
-    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        return str(value)
-    raise ConfigError(f"{source} key {key!r} must be a string, got {value!r}")
+def run_field(key: str) -> dataclasses.Field:
+    """The field of a run option (any section) named ``key``."""
+    return next(f for klass in _SECTION_CLASSES.values() for f in dataclasses.fields(klass) if f.name == key)
 
 
 def load_yaml_config(path: str | Path) -> dict[str, Any]:
@@ -532,4 +401,186 @@ def load_yaml_config(path: str | Path) -> dict[str, Any]:
         raise ConfigError(
             f"unknown key(s) in {path}: {', '.join(unknown)}; known keys: {', '.join(sorted(owners))}"
         )
-    return {key: _coerce(key, value, f"config file {path}:") for key, value in flat.items()}
+    return {key: coerce(run_field(key), value, f"config file {path}:") for key, value in flat.items()}
+
+
+# --------------------------------------------------------------------------- the other subcommands
+
+_BACKEND_HELP = (
+    "What runs the model: the run's ONNX export (`texttune export RUN --onnx`), PyTorch, or auto (ONNX "
+    "when the run has one)."
+)
+
+
+@dataclass
+class EvaluateConfig:
+    """``texttune evaluate RUN``: new labelled data, or (without ``data``) the run's own validation split."""
+
+    data: str | None = field(
+        default=None,
+        metadata={
+            "help": "Labelled data: a file, a saved dataset folder or a built-in name (its test split)."
+        },
+    )
+    text_column: str | None = field(default=None, metadata={"help": "Text column (default: the run's)."})
+    text_pair_column: str | None = field(
+        default=None, metadata={"help": "Second text column for pairs (default: the run's)."}
+    )
+    label_column: str | None = field(default=None, metadata={"help": "Label column (default: the run's)."})
+    label_delimiter: str | None = field(default=None, metadata={"help": "Delimiter of multi-label strings."})
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Evaluate on a seeded random subset of this size."}
+    )
+    encoding: str = field(default="utf-8", metadata={"help": "Text encoding of the data file."})
+    output: str | None = field(
+        default=None,
+        metadata={
+            "help": "Folder for metrics.json, report.txt and confusion_matrix.png (default: "
+            "RUN/evaluations/NAME)."
+        },
+    )
+    batch_size: int = field(default=64, metadata={"help": "Evaluation batch size."})
+    backend: str = field(default="auto", metadata={"help": _BACKEND_HELP, "choices": BACKENDS})
+
+    def __post_init__(self) -> None:
+        require_positive(self, ("batch_size",))
+        require_positive(self, ("max_eval_samples",), what="a positive number")
+        require_choice(self, "backend", BACKENDS)
+
+
+@dataclass
+class PredictConfig:
+    """``texttune predict RUN``: texts as arguments, a file (``data`` -> ``output``), or a prompt."""
+
+    pair: list[str] | None = field(
+        default=None, metadata={"help": "Second text of a pair, once per text (for pair models)."}
+    )
+    data: str | None = field(
+        default=None, metadata={"help": "A CSV/TSV/JSONL/Parquet file to predict row by row."}
+    )
+    output: str | None = field(
+        default=None,
+        metadata={"help": "Where to write the file's rows with predictions (.csv, .tsv, .jsonl, .parquet)."},
+    )
+    overwrite: bool = field(default=False, metadata={"help": "Replace --output if it exists."})
+    text_column: str | None = field(
+        default=None, metadata={"help": "Text column of --data (default: the run's, or detected)."}
+    )
+    text_pair_column: str | None = field(
+        default=None, metadata={"help": "Second text column of --data for pair models."}
+    )
+    encoding: str = field(default="utf-8", metadata={"help": "Text encoding of --data."})
+    batch_size: int = field(default=64, metadata={"help": "Prediction batch size."})
+    backend: str = field(default="auto", metadata={"help": _BACKEND_HELP, "choices": BACKENDS})
+
+    def __post_init__(self) -> None:
+        if self.data and not self.output:
+            raise ConfigError(
+                "--data needs --output FILE for the predictions (.csv, .tsv, .jsonl or .parquet)"
+            )
+        if self.output and not self.data:
+            raise ConfigError("--output is for predicting a file; give the file with --data")
+        require_positive(self, ("batch_size",))
+        require_choice(self, "backend", BACKENDS)
+        if self.output and Path(self.output).exists() and not self.overwrite:
+            raise ConfigError(f"{self.output} exists; pass --overwrite to replace it")
+
+    def check_texts(self, texts: list[str]) -> None:
+        """Texts given as arguments go with neither ``data`` nor a ``pair`` count of their own."""
+        if self.data and texts:
+            raise ConfigError("give texts as arguments or a file with --data, not both")
+        if texts and self.pair and len(self.pair) != len(texts):
+            raise ConfigError(f"got {len(texts)} texts but {len(self.pair)} --pair values; give one per text")
+
+
+@dataclass
+class PretrainConfig:
+    """``texttune pretrain``: continued masked-LM pretraining on unlabelled text (the BERT recipe)."""
+
+    data: str = field(
+        default="",
+        metadata={
+            "help": "A .txt file (one text per line), a data file or a built-in dataset.",
+            "required": True,
+        },
+    )
+    output: str = field(default="", metadata={"help": "Folder for the model.", "required": True})
+    model: str = field(default="minilm", metadata={"help": "Model to start from."})
+    overwrite: bool = field(default=False, metadata={"help": "Replace --output if it holds files."})
+    text_column: str | None = field(
+        default=None, metadata={"help": "Text column of a table (default: detected)."}
+    )
+    epochs: float = field(default=1.0, metadata={"help": "Epochs."})
+    learning_rate: float = field(
+        default=5e-5, metadata={"help": "Peak learning rate (linear decay, 6% warmup)."}
+    )
+    batch_size: int = field(default=32, metadata={"help": "Batch size."})
+    max_length: int | None = field(
+        default=None,
+        metadata={"help": "Truncate texts to this many tokens (default: the model's limit, at most 512)."},
+    )
+    mlm_probability: float = field(default=0.15, metadata={"help": "Share of tokens masked."})
+    whole_word_mask: bool = field(default=False, metadata={"help": "Mask whole words, not word pieces."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use at most this many texts."})
+    seed: int = field(default=42, metadata={"help": "Random seed (masking, order, subset)."})
+    encoding: str = field(default="utf-8", metadata={"help": "Text encoding of text files."})
+    use_cpu: bool = field(default=False, metadata={"help": "Train on the CPU even when a GPU is present."})
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Allow models whose code lives in the checkpoint (runs that code!)."}
+    )
+
+    def __post_init__(self) -> None:
+        if not self.data:
+            raise ConfigError("no text to pretrain on; pass --data FILE")
+        if not self.output:
+            raise ConfigError("no output folder given; pass --output DIR")
+        require_positive(self, ("epochs", "learning_rate", "batch_size"))
+        require_positive(self, ("max_train_samples",), what="a positive number")
+        require_at_least(self, "max_length", 8)
+        require_fraction(self, ("mlm_probability",), open_low=True)
+
+
+@dataclass
+class ExportConfig:
+    """``texttune export RUN``: a plain transformers model folder, or ONNX (optionally int8)."""
+
+    output: str | None = field(
+        default=None,
+        metadata={"help": "Folder for the model (required, except with --onnx: default RUN/onnx/)."},
+    )
+    merge: bool = field(default=False, metadata={"help": "Merge LoRA/IA3 adapters into the base weights."})
+    onnx: bool = field(default=False, metadata={"help": "Export to ONNX (needs the `onnx` extra)."})
+    quantize: str | None = field(
+        default=None, metadata={"help": "With --onnx: dynamic int8 quantization.", "choices": QUANTIZATIONS}
+    )
+    overwrite: bool = field(
+        default=False, metadata={"help": "Replace --output (or the ONNX export) if it exists."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.quantize and not self.onnx:
+            raise ConfigError("--quantize applies to --onnx; add --onnx")
+        if self.onnx and self.merge:
+            raise ConfigError("--onnx and --merge are different exports; give one of them")
+        if self.quantize is not None:
+            require_choice(self, "quantize", QUANTIZATIONS)
+        if not self.onnx and not self.output:
+            raise ConfigError(
+                "give the folder for the exported model with --output (or export to ONNX with --onnx)"
+            )
+
+
+@dataclass
+class DemoConfig:
+    """``texttune demo``: the main job in one command, on the built-in model and reviews."""
+
+    output: str = field(default=DEMO_OUTPUT, metadata={"help": "Run folder."})
+    overwrite: bool = field(default=False, metadata={"help": "Replace the run folder if it exists."})
+    epochs: float = field(default=2.0, metadata={"help": "Epochs."})
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Train on a subset for a quicker look."}
+    )
+
+    def __post_init__(self) -> None:
+        require_positive(self, ("epochs",))
+        require_positive(self, ("max_train_samples",), what="a positive number")

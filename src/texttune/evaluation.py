@@ -8,22 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .artifacts import (
-    CONFUSION_MATRIX_FILE,
-    METRICS_FILE,
-    REPORT_FILE,
-    VALIDATION_DATA_FILE,
-    read_manifest,
-    require_files,
-    write_json,
-)
-from .config import DataConfig
+from .artifacts import EVALUATIONS_DIR, read_manifest, read_validation_split, write_evaluation
+from .config import DataConfig, EvaluateConfig
 from .data import load_labelled
-from .metrics import format_report, plot_confusion_matrix
 
 logger = logging.getLogger(__name__)
-
-EVALUATIONS_DIR = "evaluations"
 
 
 @dataclass
@@ -56,15 +45,24 @@ def evaluate_run(
     Example:
         >>> evaluate_run("runs/demo", data="reviews.csv").metrics["accuracy"]  # doctest: +SKIP
     """
-    from datasets import Dataset
-
     from .inference import Predictor
 
+    EvaluateConfig(  # validates every option, as the command line does
+        data=data,
+        text_column=text_column,
+        text_pair_column=text_pair_column,
+        label_column=label_column,
+        label_delimiter=label_delimiter,
+        max_eval_samples=max_eval_samples,
+        encoding=encoding,
+        output=None if output is None else str(output),
+        batch_size=batch_size,
+        backend=backend,
+    )
     folder = Path(run)
     manifest = read_manifest(folder)
     if data is None:
-        require_files(folder, [VALIDATION_DATA_FILE])
-        dataset = Dataset.from_parquet(str(folder / VALIDATION_DATA_FILE))
+        dataset = read_validation_split(folder)
         if max_eval_samples:
             dataset = dataset.shuffle(seed=42).select(range(min(max_eval_samples, len(dataset))))
         name = "validation"
@@ -91,13 +89,7 @@ def evaluate_run(
     predictor = Predictor.load(folder, batch_size=batch_size, backend=backend)
     metrics = predictor.evaluate(dataset)
     out = Path(output) if output else folder / EVALUATIONS_DIR / name
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / METRICS_FILE, metrics)
-    (out / REPORT_FILE).write_text(format_report(metrics) + "\n", encoding="utf-8")
-    if "confusion_matrix" in metrics:
-        plot_confusion_matrix(
-            metrics["confusion_matrix"], manifest.label_names, out / CONFUSION_MATRIX_FILE, name
-        )
+    write_evaluation(out, metrics, manifest.label_names, name)
     logger.info("evaluation of %s on %s written to %s", folder, name, out)
     return EvaluationResult(name=name, metrics=metrics, output=out)
 

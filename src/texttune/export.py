@@ -18,9 +18,13 @@ from typing import Any
 import numpy as np
 
 from .artifacts import (
-    MANIFEST_FILE,
+    EXPORT_INFO_FILE,
     MODEL_CONFIG_FILE,
+    MODEL_WEIGHTS_FILE,
+    ONNX_DIR,
+    ONNX_MODEL_FILE,
     VALIDATION_DATA_FILE,
+    copy_run_description,
     partial_dir,
     read_manifest,
     require_files,
@@ -29,13 +33,12 @@ from .artifacts import (
 from .data import LABELS, MULTI_LABEL, REGRESSION, TEXT, TEXT_PAIR
 from .errors import ConfigError, ModelError
 from .hardware import int8_weight_type
-from .onnx_model import EXPORT_INFO_FILE, ONNX_DIR, ONNX_INSTALL_HINT, ONNX_MODEL_FILE, require_onnxruntime
+from .onnx_model import ONNX_INSTALL_HINT, require_onnxruntime
+from .strategies import get_strategy, names_where
 
 logger = logging.getLogger(__name__)
 
 QUANTIZATIONS = ("int8",)
-#: Strategies whose run folder holds the whole model as plain weights.
-ONNX_STRATEGIES = ("full", "partial")
 OPSET = 17
 #: Model types whose graphs ONNX Runtime's BERT optimizer knows how to fuse.
 _FUSABLE = {"bert", "roberta", "xlm-roberta", "distilbert", "electra", "camembert", "mpnet", "deberta-v2"}
@@ -109,12 +112,12 @@ def export_onnx(
         raise ConfigError(f"--quantize {quantize!r} is not one of {', '.join(QUANTIZATIONS)}")
     run = Path(run)
     manifest = read_manifest(run)
-    if manifest.strategy not in ONNX_STRATEGIES:
+    if not get_strategy(manifest.strategy).plain_weights:
         raise ConfigError(
-            f"ONNX export supports runs of strategy {' or '.join(ONNX_STRATEGIES)}; {run} is a "
+            f"ONNX export supports runs of strategy {' or '.join(names_where('plain_weights'))}; {run} is a "
             f"{manifest.strategy!r} run (its weights are not one plain model)"
         )
-    require_files(run, [MODEL_CONFIG_FILE, "model.safetensors"])
+    require_files(run, [MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE])
     folder = Path(output) if output is not None else run
     stand_alone = folder.resolve() != run.resolve()
     target = folder / ONNX_DIR
@@ -129,7 +132,7 @@ def export_onnx(
     onnx_work.mkdir(parents=True)
     try:
         if stand_alone:
-            _copy_run_description(run, work)
+            copy_run_description(run, work)
         weight_type = int8_weight_type() if quantize == "int8" else None
         fused = _export(run, onnx_work, quantize, weight_type)
         info: dict[str, Any] = {
@@ -169,15 +172,6 @@ def _move_into_place(work: Path, target: Path) -> None:
         shutil.rmtree(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(work, target)
-
-
-def _copy_run_description(run: Path, folder: Path) -> None:
-    """What a predictor needs besides the model: label names, columns, max length, tokenizer."""
-    from .tokenization import load_tokenizer
-
-    for name in (MANIFEST_FILE, MODEL_CONFIG_FILE):
-        shutil.copy2(run / name, folder / name)
-    load_tokenizer(str(run)).save_pretrained(str(folder))
 
 
 def _logits_only(model):

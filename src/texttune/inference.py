@@ -11,20 +11,18 @@ from typing import Any
 
 import numpy as np
 
-from .artifacts import RunManifest, read_manifest, require_files
+from .artifacts import MODEL_WEIGHTS_FILE, TOKENIZER_CONFIG_FILE, RunManifest, read_manifest, require_files
+from .config import BACKENDS
 from .data import LABELS, MULTI_LABEL, REGRESSION, TEXT, TEXT_PAIR, iter_frames, resolve_text_columns
 from .errors import ConfigError, DataError
 from .long_text import TRUNCATE, aggregate_windows, encode_long
 from .metrics import evaluate_predictions, sigmoid, softmax
+from .tokenization import encode, load_tokenizer
 
 logger = logging.getLogger(__name__)
 
 #: Output formats of :meth:`Predictor.predict_file`, by file extension.
 OUTPUT_FORMATS = (".csv", ".tsv", ".jsonl", ".parquet")
-
-#: What runs the model: ``auto`` uses the run's ONNX export when it has one (and ONNX Runtime is
-#: installed and the device is the CPU), else PyTorch.
-BACKENDS = ("auto", "torch", "onnx")
 
 
 @dataclass
@@ -56,7 +54,7 @@ def load_model_for_run(run: Path, manifest: RunManifest):
     """The trained model of a run, in eval mode, loaded by the run's strategy. Weights load from safetensors only."""
     from .strategies import get_strategy
 
-    require_files(run, ["tokenizer_config.json"])
+    require_files(run, [TOKENIZER_CONFIG_FILE])
     return get_strategy(manifest.strategy).load(Path(run), manifest)
 
 
@@ -102,7 +100,6 @@ class Predictor:
             The predictor.
         """
         from .onnx_model import OnnxModel, find_onnx_model, onnxruntime_available
-        from .tokenization import load_tokenizer
 
         if backend not in BACKENDS:
             raise ConfigError(f"--backend {backend!r} is not one of {', '.join(BACKENDS)}")
@@ -117,7 +114,7 @@ class Predictor:
             )
         if backend == "auto":
             use_onnx = onnx_path is not None and device == "cpu"
-            if use_onnx and not onnxruntime_available() and (folder / "model.safetensors").is_file():
+            if use_onnx and not onnxruntime_available() and (folder / MODEL_WEIGHTS_FILE).is_file():
                 logger.warning("%s has an ONNX model but onnxruntime is not installed; using PyTorch", folder)
                 use_onnx = False
             backend = "onnx" if use_onnx else "torch"
@@ -167,12 +164,7 @@ class Predictor:
                 self.manifest.stride or 0,
             )
         else:
-            encoded = self.tokenizer(
-                texts,
-                pairs,
-                truncation="longest_first" if pairs else True,
-                max_length=self.manifest.max_length,
-            )
+            encoded = encode({TEXT: texts, TEXT_PAIR: pairs}, self.tokenizer, self.manifest.max_length)
         rows = len(encoded["input_ids"])
         order = np.argsort([len(ids) for ids in encoded["input_ids"]], kind="stable")
         out = np.zeros((rows, self.num_labels), dtype=np.float32)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .data import MULTI_LABEL, REGRESSION
+from .errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -201,3 +202,21 @@ def plot_confusion_matrix(
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def check_metric_name(name: str, task: str, label_names: list[str]) -> None:
+    """Refuse a ``--metric-for-best-model`` that the task does not report (before any training).
+
+    The known names come from a report computed on two dummy rows, so they are exactly the task's.
+    """
+    n = max(1, len(label_names))
+    if task == REGRESSION:
+        report = evaluate_predictions(task, [], np.zeros((2, 1)), np.zeros(2))
+    else:
+        labels = np.zeros((2, n)) if task == MULTI_LABEL else np.zeros(2)
+        report = evaluate_predictions(task, label_names, np.zeros((2, n)), labels)
+    known = sorted(scalar_metrics(report)) + ["loss"]
+    if name.removeprefix("eval_") not in known:
+        raise ConfigError(
+            f"--metric-for-best-model {name!r} is not a metric of this task; choose one of {', '.join(known)}"
+        )

@@ -149,6 +149,17 @@ def build_model(
     return model
 
 
+def is_decoder_model(model_config) -> bool:
+    """Whether a model config is a decoder-only language model (GPT-2, Llama, ...), not a BERT-style encoder."""
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    kind = getattr(model_config, "model_type", None)
+    return kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+
 def align_pad_token(model, tokenizer) -> None:
     """Decoder models classify from the last non-pad token, so the model must know the pad id."""
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:

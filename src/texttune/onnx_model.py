@@ -14,14 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from .artifacts import ONNX_DIR, ONNX_MODEL_FILE
 from .errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-#: Folder (inside a run or an export folder) that holds the ONNX model, and its file names.
-ONNX_DIR = "onnx"
-ONNX_MODEL_FILE = "model.onnx"
-EXPORT_INFO_FILE = "export.json"
 
 ONNX_INSTALL_HINT = 'pip install "texttune[onnx]" (or: pip install onnxruntime==1.31.1 onnx==1.23.2)'
 

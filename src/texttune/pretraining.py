@@ -9,6 +9,7 @@ whole words at a time. The result is a plain model folder (safetensors, tokenize
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,15 +125,32 @@ def pretrain(
     import random
 
     from datasets import Dataset
-    from transformers import AutoModelForMaskedLM, DataCollatorForLanguageModeling, Trainer, TrainingArguments
+    from transformers import AutoModelForMaskedLM, DataCollatorForLanguageModeling, TrainingArguments
 
-    from .artifacts import AtomicDir, check_output_dir
-    from .errors import ConfigError
+    from .artifacts import CHECKPOINT_DIR, AtomicDir, check_output_dir
+    from .config import PretrainConfig
     from .modeling import check_safetensors, resolve_model_path
     from .tokenization import load_tokenizer, resolve_max_length
+    from .trainer import make_trainer
 
-    if not 0.0 < mlm_probability < 1.0:
-        raise ConfigError(f"--mlm-probability must be between 0 and 1, got {mlm_probability}")
+    PretrainConfig(  # validates every option, as the command line does
+        data=data,
+        output=str(output),
+        model=model,
+        overwrite=overwrite,
+        text_column=text_column,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        max_length=max_length,
+        mlm_probability=mlm_probability,
+        whole_word_mask=whole_word_mask,
+        max_train_samples=max_train_samples,
+        seed=seed,
+        encoding=encoding,
+        use_cpu=use_cpu,
+        trust_remote_code=trust_remote_code,
+    )
     output = check_output_dir(output, overwrite)
     texts = read_texts(data, text_column=text_column, encoding=encoding)
     if max_train_samples and len(texts) > max_train_samples:
@@ -170,7 +188,7 @@ def pretrain(
         collator = _whole_word_collator(collator, tokenizer)
     with AtomicDir(output, overwrite=overwrite) as tmp:
         args = TrainingArguments(
-            output_dir=str(tmp / "checkpoints"),
+            output_dir=str(tmp / CHECKPOINT_DIR),
             learning_rate=learning_rate,
             num_train_epochs=epochs,
             per_device_train_batch_size=batch_size,
@@ -184,17 +202,15 @@ def pretrain(
             use_cpu=use_cpu,
             remove_unused_columns=False,  # the collator needs offset_mapping for whole-word masking
         )
-        trainer = Trainer(
-            model=mlm, args=args, train_dataset=dataset, data_collator=collator, processing_class=tokenizer
+        trainer = make_trainer(
+            mlm, args, train_dataset=dataset, collator=collator, tokenizer=tokenizer, progress=progress
         )
         started = time.perf_counter()
         result = trainer.train()
         seconds = time.perf_counter() - started
         mlm.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
-        import shutil
-
-        shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
+        shutil.rmtree(tmp / CHECKPOINT_DIR, ignore_errors=True)
     logger.info("masked-LM model written to %s (loss %.3f)", output, result.training_loss)
     return PretrainResult(output=output, texts=len(texts), train_seconds=seconds, loss=result.training_loss)
 

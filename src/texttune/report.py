@@ -16,18 +16,19 @@ from typing import Any
 
 import numpy as np
 
-from .artifacts import CONFUSION_MATRIX_FILE, RunManifest
+from .artifacts import (
+    CONFUSION_MATRIX_FILE,
+    LABEL_DISTRIBUTION_FILE,
+    LEARNING_CURVES_FILE,
+    MODEL_CARD_FILE,
+    PER_CLASS_F1_FILE,
+    REPORT_HTML_FILE,
+    RunManifest,
+)
 from .data import LABELS, MULTI_LABEL, REGRESSION, PreparedData
 from .metrics import default_best_metric, format_report, plot_confusion_matrix, scalar_metrics
 
 logger = logging.getLogger(__name__)
-
-#: File names the report adds to a run folder.
-REPORT_HTML_FILE = "report.html"
-MODEL_CARD_FILE = "README.md"
-LEARNING_CURVES_FILE = "learning_curves.png"
-PER_CLASS_F1_FILE = "per_class_f1.png"
-LABEL_DISTRIBUTION_FILE = "label_distribution.png"
 
 
 @dataclass

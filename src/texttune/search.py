@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import RunConfig, field_owners, field_types
+from .config import RunConfig, field_owners, run_field
 from .errors import ConfigError
+from .options import field_kind, require_at_least
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +80,7 @@ class SearchConfig:
     search_seed: int = field(default=0, metadata={"help": "Seed of the sampler."})
 
     def __post_init__(self) -> None:
-        if self.n_trials is not None and self.n_trials < 1:
-            raise ConfigError(f"--n-trials must be at least 1, got {self.n_trials}")
+        require_at_least(self, "n_trials", 1)
         if self.grid is not None and self.grid not in GRIDS:
             raise ConfigError(f"--grid {self.grid!r} is not one of {', '.join(GRIDS)}")
         if self.grid is not None and self.space is not None:
@@ -156,8 +156,8 @@ def _suggest(trial, name: str, spec: Any) -> Any:
     if isinstance(spec, list):
         return trial.suggest_categorical(name, spec)
     low, high, log = spec["low"], spec["high"], bool(spec.get("log", False))
-    if field_types()[name].startswith("int") or (isinstance(low, int) and isinstance(high, int)):
-        if field_types()[name].startswith("float"):
+    if field_kind(run_field(name)) == "int" or (isinstance(low, int) and isinstance(high, int)):
+        if field_kind(run_field(name)) == "float":
             return float(trial.suggest_int(name, int(low), int(high), log=log))
         return trial.suggest_int(name, int(low), int(high), log=log)
     return trial.suggest_float(name, float(low), float(high), log=log)

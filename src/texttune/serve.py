@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
+from .options import require_at_least
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +54,7 @@ class ServeConfig:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port must be between 0 and 65535, got {self.port}")
         for name in ("max_batch_size", "max_text_chars", "max_micro_batch", "max_queue"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+            require_at_least(self, name, 1)
         if self.batch_wait_ms < 0:
             raise ConfigError(f"--batch-wait-ms must not be negative, got {self.batch_wait_ms}")
         if self.max_micro_batch < self.max_batch_size:

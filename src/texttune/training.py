@@ -1,4 +1,11 @@
-"""The one place a ``Trainer`` is built and run, and a finished run is written."""
+"""Fine-tuning, as a short sequence of visible steps.
+
+:func:`train` is ``prepare`` (check options, read and tokenize data, build the model) -> ``build_trainer``
+(the strategy's inputs, metrics, callbacks; :func:`texttune.trainer.make_trainer` builds the ``Trainer``)
+-> ``trainer.train()`` -> :func:`texttune.artifacts.save_run` -> ``finish_run`` (thresholds, the final
+evaluation through the saved run, metrics, the report). Each step is public, so a custom loop can reuse
+them (see ``examples/custom_loop.py``).
+"""
 
 from __future__ import annotations
 
@@ -12,31 +19,31 @@ from pathlib import Path
 from typing import Any
 
 from .artifacts import (
-    CONFUSION_MATRIX_FILE,
-    MANIFEST_FILE,
+    CHECKPOINT_DIR,
     METRICS_FILE,
-    MLM_MODEL_DIR,
-    REPORT_FILE,
+    TENSORBOARD_DIR,
     TEST_METRICS_FILE,
-    TRAINING_LOG_FILE,
-    VALIDATION_DATA_FILE,
     RunManifest,
     check_output_dir,
     partial_dir,
+    save_run,
+    write_evaluation,
     write_json,
     write_manifest,
+    write_validation_split,
 )
 from .assets import default_learning_rate
 from .checkpoints import (
-    CHECKPOINT_DIR,
-    check_resume_config,
+    check_resumable,
     clear_for_resume,
     find_resume_checkpoint,
     has_checkpoint,
     record_resume_config,
+    remove_folder,
+    stash_checkpoints,
 )
 from .config import RunConfig
-from .data import LABELS, MULTI_LABEL, REGRESSION, TEXT, TEXT_PAIR, PreparedData, load_training_data
+from .data import LABELS, MULTI_LABEL, TEXT, TEXT_PAIR, PreparedData, load_training_data
 from .distributed import (
     SHARD_LOG_ENV,
     check_engine_options,
@@ -51,20 +58,16 @@ from .imbalance import make_weighted_loss, resolve_class_weights, tune_threshold
 from .long_text import DOCUMENT_ID, SLIDING, check_long_text, document_compute_metrics, tokenize_splits
 from .metrics import (
     DEFAULT_THRESHOLD,
+    check_metric_name,
     default_best_metric,
-    format_report,
     make_compute_metrics,
     metric_direction,
-    plot_confusion_matrix,
-    scalar_metrics,
 )
 from .modeling import build_model, check_model_folder, count_parameters, resolve_model_path
 from .strategies import get_strategy
 from .tokenization import load_tokenizer, make_collator, resolve_max_length
 
 logger = logging.getLogger(__name__)
-
-TENSORBOARD_DIR = "tensorboard"
 
 
 @dataclass
@@ -164,17 +167,31 @@ def build_training_arguments(config: RunConfig, output_dir: Path, task: str, has
     )
 
 
-def _check_metric_name(config: RunConfig, report: dict[str, Any]) -> None:
-    name = config.train.metric_for_best_model
-    if (
-        name
-        and name.removeprefix("eval_") not in scalar_metrics(report)
-        and name.removeprefix("eval_") != "loss"
-    ):
-        known = ", ".join(sorted(scalar_metrics(report)) + ["loss"])
-        raise ConfigError(
-            f"--metric-for-best-model {name!r} is not a metric of this task; choose one of {known}"
-        )
+@dataclass
+class PreparedRun:
+    """Everything a run needs before its ``Trainer`` is built (see :func:`prepare`).
+
+    ``encoded`` holds the tokenized ``train`` (and ``validation``) splits; ``model`` is the classifier
+    after :meth:`Strategy.prepare <texttune.strategies.Strategy.prepare>`.
+    """
+
+    config: RunConfig
+    output: Path
+    strategy: Any
+    data: PreparedData
+    tokenizer: Any
+    max_length: int
+    stride: int
+    encoded: dict[str, Any]
+    model: Any
+    class_weights: list[float] | None
+    trainable_parameters: int
+    total_parameters: int
+    mlm_folder: Path | None = None
+
+    @property
+    def has_validation(self) -> bool:
+        return "validation" in self.encoded
 
 
 def train(config: RunConfig, *, callbacks: list | None = None) -> TrainResult:
@@ -191,10 +208,57 @@ def train(config: RunConfig, *, callbacks: list | None = None) -> TrainResult:
         >>> result = train(cfg)  # doctest: +SKIP
         >>> result.metrics["accuracy"]  # doctest: +SKIP
     """
-    from accelerate.utils import extract_model_from_parallel
-    from transformers import EarlyStoppingCallback, PrinterCallback, set_seed
+    prepared = prepare(config)
+    config = prepared.config
+    args = build_training_arguments(
+        config, partial_dir(prepared.output) / CHECKPOINT_DIR, prepared.data.task, prepared.has_validation
+    )
+    # A failed run keeps its work folder when it holds a checkpoint: `--resume` continues from there.
+    with run_folder(
+        prepared.output,
+        config.train.overwrite,
+        args,
+        keep_partial=config.train.resume,
+        keep_on_error=has_checkpoint,
+    ) as work:
+        checkpoint = resume_point(prepared, work, args.process_index == 0)
+        started = time.perf_counter()
+        trainer, inputs = build_trainer(prepared, args, work, callbacks)
+        train_output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        seconds = time.perf_counter() - started
+        state_dict = _trained_state(trainer)
+        if not trainer.is_world_process_zero():
+            logger.info(
+                "process %d of %d: the run is written by process 0", args.process_index, args.world_size
+            )
+            return _result(prepared, seconds, process_index=args.process_index)
+        log_history = list(trainer.state.log_history)
+        manifest = run_manifest(prepared)
+        save_run(
+            work,
+            strategy=prepared.strategy,
+            model=prepared.model,
+            tokenizer=prepared.tokenizer,
+            manifest=manifest,
+            log_history=log_history,
+            state_dict=state_dict,
+            mlm_folder=prepared.mlm_folder,
+        )
+        metrics, test_metrics = finish_run(
+            work, prepared, manifest, log_history, seconds, train_output, inputs
+        )
+        trash = stash_checkpoints(work)  # last: until the run is complete they are what --resume uses
+    remove_folder(trash)
+    logger.info("run written to %s", prepared.output)
+    return _result(prepared, seconds, metrics, test_metrics, log_history, model=prepared.model)
 
-    from .trainer import TexttuneTrainer
+
+def prepare(config: RunConfig) -> PreparedRun:
+    """Check the options, read and tokenize the data, and build the model the strategy will train.
+
+    Everything that can fail on bad input fails here, before the run folder is touched.
+    """
+    from transformers import set_seed
 
     if not config.train.output:
         raise ConfigError("no output folder given; pass --output DIR")
@@ -204,15 +268,19 @@ def train(config: RunConfig, *, callbacks: list | None = None) -> TrainResult:
             "no training data given; pass --data FILE or a built-in name (see `texttune datasets`)"
         )
     if config.train.resume:
-        _check_resumable(config)
+        check_resumable(Path(config.train.output), config.to_dict())
     output = check_output_dir(config.train.output, config.train.overwrite)
     check_engine_options(config.train.fsdp, config.train.deepspeed)
     _check_trackers(config.train.report_to)
+    if not config.train.resume and has_checkpoint(partial_dir(output)):
+        logger.warning(
+            "discarding the checkpoints of an unfinished run in %s (pass --resume to continue it)",
+            partial_dir(output),
+        )
     strategy = get_strategy(config.strategy.strategy)
     data = load_training_data(config.data)
     if config.train.metric_for_best_model:
-        _check_metric_name(config, _dummy_report(data))
-
+        check_metric_name(config.train.metric_for_best_model, data.task, data.label_names)
     model_path = resolve_model_path(config.model.model)
     check_model_folder(
         model_path, allow_pickle=config.model.allow_pickle, trust_remote_code=config.model.trust_remote_code
@@ -225,194 +293,191 @@ def train(config: RunConfig, *, callbacks: list | None = None) -> TrainResult:
     class_weights = resolve_class_weights(
         config.train.class_weights, data.task, data.label_names, data.splits["train"][LABELS]
     )
-    mlm_folder = None
-    if config.strategy.mlm_first:
-        mlm_folder = _continue_pretraining(config, model_path, output)
-        model_path = str(mlm_folder)
+    mlm_folder = _continue_pretraining(config, model_path, output) if config.strategy.mlm_first else None
     # Seed before the new classification head is initialised (Trainer seeds only later, in its __init__).
     set_seed(config.train.seed)
     model = build_model(
-        model_path,
+        str(mlm_folder or model_path),
         task=data.task,
         label_names=data.label_names,
         tokenizer=tokenizer,
         trust_remote_code=config.model.trust_remote_code,
         allow_pickle=config.model.allow_pickle,
     )
-    model = strategy.prepare(model, config.strategy)
+    model = strategy.prepare(model, config.strategy.options_for())
     trainable, total = count_parameters(model)
     logger.info(
-        "%s: %s trainable parameters of %s (%.2f%%)",
-        strategy.name,
-        f"{trainable:,}",
-        f"{total:,}",
+        "%s: %s trainable parameters of %s (%.2f%%)", strategy.name, f"{trainable:,}", f"{total:,}",
         100 * trainable / total,
-    )
-
-    resume = config.train.resume
-    if not resume and has_checkpoint(partial_dir(output)):
-        logger.warning(
-            "discarding the checkpoints of an unfinished run in %s (pass --resume to continue it)",
-            partial_dir(output),
-        )
-    has_validation = "validation" in encoded
-    args = build_training_arguments(config, partial_dir(output) / CHECKPOINT_DIR, data.task, has_validation)
-    main_process = args.process_index == 0
-    # A failed run keeps its work folder when it holds a checkpoint: `--resume` continues from there.
-    with run_folder(
-        output, config.train.overwrite, args, keep_partial=resume, keep_on_error=has_checkpoint
-    ) as tmp:
-        checkpoint = None
-        if resume:
-            if main_process:
-                clear_for_resume(tmp)
-            checkpoint = find_resume_checkpoint(tmp)
-            if checkpoint is None:
-                logger.warning("--resume: no complete checkpoint in %s; training from the start", tmp)
-            else:
-                logger.info("resuming from %s", checkpoint)
-        if main_process:
-            record_resume_config(tmp, config.to_dict())
-        callbacks = list(callbacks or [])
-        if config.train.early_stopping_patience and has_validation:
-            callbacks.append(
-                EarlyStoppingCallback(early_stopping_patience=config.train.early_stopping_patience)
-            )
-        started = time.perf_counter()
-        inputs = strategy.training_inputs(
-            model,
-            {name: encoded[name] for name in ("train", "validation") if name in encoded},
-            make_collator(tokenizer),
-            batch_size=config.train.eval_batch_size,
-            device=args.device,
-        )
-        for name, value in inputs.argument_overrides.items():
-            setattr(args, name, value)
-        compute_metrics = make_compute_metrics(data.task, data.label_names)
-        if long_text == SLIDING and has_validation:
-            compute_metrics = document_compute_metrics(compute_metrics, encoded["validation"][DOCUMENT_ID])
-        collator = inputs.collator
-        if os.environ.get(SHARD_LOG_ENV):
-            collator = shard_logging_collator(
-                collator, inputs.datasets["train"], os.environ[SHARD_LOG_ENV], args.process_index
-            )
-        trainer_class, extra = TexttuneTrainer, {}
-        if config.train.max_tokens_per_batch:
-            from .batching import make_token_budget_trainer_class
-
-            trainer_class = make_token_budget_trainer_class(TexttuneTrainer)
-            extra = {"max_tokens_per_batch": config.train.max_tokens_per_batch}
-        trainer = trainer_class(
-            model=inputs.model,
-            args=args,
-            train_dataset=inputs.datasets["train"],
-            eval_dataset=inputs.datasets.get("validation"),
-            processing_class=tokenizer,
-            data_collator=collator,
-            compute_metrics=compute_metrics,
-            compute_loss_func=make_weighted_loss(data.task, class_weights) if class_weights else None,
-            callbacks=callbacks,
-            **extra,
-        )
-        _point_trackers_at(trainer, tmp)
-        if not config.train.progress:  # without bars the Trainer prints every log dict; the log file has them
-            trainer.remove_callback(PrinterCallback)
-        train_output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-        train_seconds = time.perf_counter() - started
-        # Mixed precision wrapped the trained module's forward in autocast; this restores it in place, so
-        # the model handed back computes in fp32 like the saved one.
-        extract_model_from_parallel(trainer.model, keep_fp32_wrapper=False)
-        state_dict = gathered_state_dict(trainer)  # every process takes part under FSDP/DeepSpeed
-        if not trainer.is_world_process_zero():
-            logger.info(
-                "process %d of %d: the run is written by process 0", args.process_index, args.world_size
-            )
-            return TrainResult(
-                output=output,
-                metrics={},
-                test_metrics=None,
-                train_seconds=train_seconds,
-                train_samples=len(encoded["train"]),
-                trainable_parameters=trainable,
-                total_parameters=total,
-                process_index=args.process_index,
-            )
-
-        # The strategy saves with save_pretrained, never trainer.save_model (it adds a pickled
-        # training_args.bin); ``model`` is the whole prepared model, which holds what the Trainer trained.
-        strategy.save(model, tmp)
-        if state_dict is not None:  # FSDP/DeepSpeed: the full weights were gathered from the shards
-            model.save_pretrained(str(tmp), state_dict=state_dict)
-        tokenizer.save_pretrained(str(tmp))
-        if mlm_folder is not None:
-            shutil.move(str(mlm_folder), str(tmp / MLM_MODEL_DIR))
-        manifest = RunManifest(
-            task=data.task,
-            label_names=data.label_names,
-            text_column=data.text_column,
-            text_pair_column=data.text_pair_column,
-            label_column=data.label_column,
-            max_length=max_length,
-            base_model=config.model.model,
-            strategy=strategy.name,
-            threshold=DEFAULT_THRESHOLD,
-            trainable_parameters=trainable,
-            total_parameters=total,
-            config=config.to_dict(),
-            long_text=long_text,
-            stride=stride if long_text == SLIDING else None,
-        )
-        write_manifest(tmp, manifest)
-        log_history = list(trainer.state.log_history)
-        write_json(tmp / TRAINING_LOG_FILE, log_history)
-
-        if data.task == MULTI_LABEL and config.train.tune_thresholds and has_validation:
-            _tune_thresholds(tmp, manifest, data)
-        metrics, test_metrics = _final_evaluation(tmp, data)
-        metrics["train_seconds"] = round(train_seconds, 2)
-        metrics["train_samples_per_second"] = round(
-            float(train_output.metrics.get("train_samples_per_second", 0)), 3
-        )
-        if inputs.feature_seconds:
-            metrics["feature_seconds"] = round(inputs.feature_seconds, 2)
-        metrics["trainable_parameters"] = trainable
-        metrics["total_parameters"] = total
-        write_json(tmp / METRICS_FILE, metrics)
-        if test_metrics is not None:
-            write_json(tmp / TEST_METRICS_FILE, test_metrics)
-        if config.train.report:
-            from .report import report_for_run
-
-            report_for_run(tmp, manifest, data, metrics, test_metrics, log_history, train_seconds)
-        # Checkpoints go last: until the run is complete they are what --resume continues from.
-        trash = _stash_checkpoints(tmp)
-    _remove_folder(trash)
-
-    logger.info("run written to %s", output)
-    return TrainResult(
+    )  # fmt: skip
+    return PreparedRun(
+        config=config,
         output=output,
-        metrics=metrics,
-        test_metrics=test_metrics,
-        train_seconds=train_seconds,
-        train_samples=len(encoded["train"]),
+        strategy=strategy,
+        data=data,
+        tokenizer=tokenizer,
+        max_length=max_length,
+        stride=stride,
+        encoded=encoded,
+        model=model,
+        class_weights=class_weights,
         trainable_parameters=trainable,
         total_parameters=total,
-        log_history=log_history,
-        model=model,
+        mlm_folder=mlm_folder,
     )
 
 
-def _dummy_report(data: PreparedData) -> dict[str, Any]:
-    """A report with every metric name of the task, to validate ``--metric-for-best-model`` before training."""
-    import numpy as np
+def resume_point(prepared: PreparedRun, work: Path, main_process: bool) -> Path | None:
+    """The checkpoint ``--resume`` continues from (None: start afresh); records the options it must keep."""
+    checkpoint = None
+    if prepared.config.train.resume:
+        if main_process:
+            clear_for_resume(work)
+        checkpoint = find_resume_checkpoint(work)
+        if checkpoint is None:
+            logger.warning("--resume: no complete checkpoint in %s; training from the start", work)
+        else:
+            logger.info("resuming from %s", checkpoint)
+    if main_process:
+        record_resume_config(work, prepared.config.to_dict())
+    return checkpoint
 
-    from .metrics import evaluate_predictions
 
-    n = max(1, len(data.label_names))
-    if data.task == REGRESSION:
-        return evaluate_predictions(data.task, [], np.zeros((2, 1)), np.zeros(2))
-    labels = np.zeros((2, n)) if data.task == MULTI_LABEL else np.zeros(2)
-    return evaluate_predictions(data.task, data.label_names, np.zeros((2, n)), labels)
+def build_trainer(prepared: PreparedRun, args, work: Path, callbacks: list | None = None):
+    """The ``Trainer`` of a prepared run, and the :class:`TrainingInputs` its strategy handed it."""
+    from transformers import EarlyStoppingCallback
+
+    from .trainer import make_trainer
+
+    train_config = prepared.config.train
+    callbacks = list(callbacks or [])
+    if train_config.early_stopping_patience and prepared.has_validation:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=train_config.early_stopping_patience))
+    inputs = prepared.strategy.training_inputs(
+        prepared.model,
+        dict(prepared.encoded),
+        make_collator(prepared.tokenizer),
+        batch_size=train_config.eval_batch_size,
+        device=args.device,
+    )
+    for name, value in inputs.argument_overrides.items():
+        setattr(args, name, value)
+    data = prepared.data
+    compute_metrics = make_compute_metrics(data.task, data.label_names)
+    if prepared.config.model.long_text == SLIDING and prepared.has_validation:
+        compute_metrics = document_compute_metrics(
+            compute_metrics, prepared.encoded["validation"][DOCUMENT_ID]
+        )
+    collator = inputs.collator
+    if os.environ.get(SHARD_LOG_ENV):
+        collator = shard_logging_collator(
+            collator, inputs.datasets["train"], os.environ[SHARD_LOG_ENV], args.process_index
+        )
+    trainer = make_trainer(
+        inputs.model,
+        args,
+        train_dataset=inputs.datasets["train"],
+        eval_dataset=inputs.datasets.get("validation"),
+        tokenizer=prepared.tokenizer,
+        collator=collator,
+        compute_metrics=compute_metrics,
+        compute_loss=make_weighted_loss(data.task, prepared.class_weights)
+        if prepared.class_weights
+        else None,
+        callbacks=callbacks,
+        max_tokens_per_batch=train_config.max_tokens_per_batch,
+        progress=train_config.progress,
+    )
+    _point_trackers_at(trainer, work)
+    return trainer, inputs
+
+
+def _trained_state(trainer) -> dict[str, Any] | None:
+    """Undo mixed precision's wrapper and gather sharded weights (every process must call this)."""
+    from accelerate.utils import extract_model_from_parallel
+
+    # Mixed precision wrapped the trained module's forward in autocast; this restores it in place, so the
+    # model handed back computes in fp32 like the saved one.
+    extract_model_from_parallel(trainer.model, keep_fp32_wrapper=False)
+    return gathered_state_dict(trainer)  # FSDP/DeepSpeed: the full weights; else None
+
+
+def run_manifest(prepared: PreparedRun) -> RunManifest:
+    """What the run is: task, labels, columns, encoding, strategy, parameter counts and resolved config."""
+    data, config = prepared.data, prepared.config
+    long_text = config.model.long_text
+    return RunManifest(
+        task=data.task,
+        label_names=data.label_names,
+        text_column=data.text_column,
+        text_pair_column=data.text_pair_column,
+        label_column=data.label_column,
+        max_length=prepared.max_length,
+        base_model=config.model.model,
+        strategy=prepared.strategy.name,
+        threshold=DEFAULT_THRESHOLD,
+        trainable_parameters=prepared.trainable_parameters,
+        total_parameters=prepared.total_parameters,
+        config=config.to_dict(),
+        long_text=long_text,
+        stride=prepared.stride if long_text == SLIDING else None,
+    )
+
+
+def finish_run(
+    work: Path,
+    prepared: PreparedRun,
+    manifest: RunManifest,
+    log_history: list[dict[str, Any]],
+    train_seconds: float,
+    train_output,
+    inputs,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """After-save steps on the saved run: thresholds, the final evaluation, metrics and the report."""
+    data, config = prepared.data, prepared.config
+    if data.task == MULTI_LABEL and config.train.tune_thresholds and prepared.has_validation:
+        _tune_thresholds(work, manifest, data)
+    metrics, test_metrics = _final_evaluation(work, data)
+    metrics["train_seconds"] = round(train_seconds, 2)
+    metrics["train_samples_per_second"] = round(
+        float(train_output.metrics.get("train_samples_per_second", 0)), 3
+    )
+    if inputs.feature_seconds:
+        metrics["feature_seconds"] = round(inputs.feature_seconds, 2)
+    metrics["trainable_parameters"] = prepared.trainable_parameters
+    metrics["total_parameters"] = prepared.total_parameters
+    write_json(work / METRICS_FILE, metrics)
+    if test_metrics is not None:
+        write_json(work / TEST_METRICS_FILE, test_metrics)
+    if config.train.report:
+        from .report import report_for_run
+
+        report_for_run(work, manifest, data, metrics, test_metrics, log_history, train_seconds)
+    return metrics, test_metrics
+
+
+def _result(
+    prepared: PreparedRun,
+    seconds: float,
+    metrics: dict[str, Any] | None = None,
+    test_metrics: dict[str, Any] | None = None,
+    log_history: list[dict[str, Any]] | None = None,
+    *,
+    model: Any = None,
+    process_index: int = 0,
+) -> TrainResult:
+    return TrainResult(
+        output=prepared.output,
+        metrics=metrics or {},
+        test_metrics=test_metrics,
+        train_seconds=seconds,
+        train_samples=len(prepared.encoded["train"]),
+        trainable_parameters=prepared.trainable_parameters,
+        total_parameters=prepared.total_parameters,
+        log_history=log_history or [],
+        model=model,
+        process_index=process_index,
+    )
 
 
 def _final_evaluation(run: Path, data: PreparedData) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -422,14 +487,9 @@ def _final_evaluation(run: Path, data: PreparedData) -> tuple[dict[str, Any], di
     predictor = Predictor.load(run)
     metrics: dict[str, Any] = {}
     if "validation" in data.splits:
-        validation = data.splits["validation"]
-        validation.to_parquet(str(run / VALIDATION_DATA_FILE))
-        metrics = predictor.evaluate(validation)
-        (run / REPORT_FILE).write_text(format_report(metrics) + "\n", encoding="utf-8")
-        if "confusion_matrix" in metrics:
-            plot_confusion_matrix(
-                metrics["confusion_matrix"], data.label_names, run / CONFUSION_MATRIX_FILE, "validation"
-            )
+        write_validation_split(run, data.splits["validation"])
+        metrics = predictor.evaluate(data.splits["validation"])
+        write_evaluation(run, metrics, data.label_names, "validation")
     test_metrics = predictor.evaluate(data.splits["test"]) if "test" in data.splits else None
     return metrics, test_metrics
 
@@ -471,32 +531,6 @@ def _point_trackers_at(trainer, run: Path) -> None:
             callback.logging_dir = str(run / TENSORBOARD_DIR)
 
 
-def _stash_checkpoints(work: Path) -> Path:
-    """Move the checkpoints of a finished run out of its work folder (a rename: instant) and return where.
-
-    They are deleted only after the run is in place, so a crash at any moment leaves either a checkpoint
-    to resume from or the finished run.
-    """
-    import os
-
-    from .checkpoints import RESUME_CONFIG_FILE
-
-    trash = _checkpoint_trash(work)
-    _remove_folder(trash)
-    if (work / CHECKPOINT_DIR).exists():
-        os.replace(work / CHECKPOINT_DIR, trash)
-    (work / RESUME_CONFIG_FILE).unlink(missing_ok=True)
-    return trash
-
-
-def _checkpoint_trash(work: Path) -> Path:
-    return work.parent / f"{work.name}.old-checkpoints"
-
-
-def _remove_folder(folder: Path) -> None:
-    shutil.rmtree(folder, ignore_errors=True)
-
-
 def with_defaults_resolved(config: RunConfig) -> RunConfig:
     """A copy of ``config`` with the model-dependent defaults filled in, as the run folder records them."""
     if config.train.learning_rate is not None:
@@ -504,19 +538,6 @@ def with_defaults_resolved(config: RunConfig) -> RunConfig:
     resolved = copy.deepcopy(config)
     resolved.train.learning_rate = default_learning_rate(config.model.model)
     return resolved
-
-
-def _check_resumable(config: RunConfig) -> None:
-    """Before any work: a finished run has nothing to resume, and a resumed run must keep its options."""
-    output = Path(config.train.output or "")
-    if (output / MANIFEST_FILE).is_file():
-        raise ConfigError(
-            f"--resume: {output} is already a finished run, there is nothing to resume; "
-            "choose another --output, or pass --overwrite instead of --resume to train it again"
-        )
-    work = partial_dir(output)
-    if work.is_dir():
-        check_resume_config(work, config.to_dict())
 
 
 def _continue_pretraining(config: RunConfig, model_path: str, output: Path) -> Path:

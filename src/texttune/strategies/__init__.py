@@ -1,28 +1,36 @@
 """Fine-tuning strategies: which parameters train, and how a trained model is saved and loaded.
 
-Each strategy is a :class:`Strategy` subclass registered by name with :func:`register`; adding one is
-one module here plus one row in ``tests/test_strategies.py``. ``training.train`` calls
-:meth:`Strategy.prepare` on the freshly built classifier, trains what
-:meth:`Strategy.training_inputs` hands it, and saves with :meth:`Strategy.save`;
-``inference.load_model_for_run`` loads with :meth:`Strategy.load` of the strategy the run names.
+Each strategy is a :class:`Strategy` subclass in a module of this package, registered by name with
+:func:`register`. It declares what it can do (:attr:`Strategy.plain_weights`, :attr:`Strategy.mergeable`)
+and its own options (:attr:`Strategy.options`, a dataclass); the command line, export and
+``texttune strategies`` ask it. :class:`StrategyConfig` is built from the registered strategies' options,
+so adding a strategy is one module here plus one row in ``tests/test_strategies.py``.
+
+``training`` calls :meth:`Strategy.prepare` on the freshly built classifier, trains what
+:meth:`Strategy.training_inputs` hands it, and the run is saved with :meth:`Strategy.save`;
+``inference.load_model_for_run`` loads it with :meth:`Strategy.load`. The modules here import torch,
+transformers and peft only inside methods, so that ``texttune --help`` stays fast.
 
 Example:
-    >>> from texttune.strategies import get_strategy, strategy_names
+    >>> from texttune.strategies import StrategyConfig, get_strategy, strategy_names
     >>> strategy_names()[:3]
     ['freeze', 'full', 'ia3']
-    >>> get_strategy("lora").name
-    'lora'
+    >>> get_strategy("lora").mergeable
+    True
+    >>> StrategyConfig(strategy="lora", lora_rank=16).options_for().lora_rank
+    16
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..config import StrategyConfig
 from ..errors import ConfigError, ModelError
+from ..options import require_fraction, require_positive
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +61,6 @@ def register(name: str):
 
 def strategy_names() -> list[str]:
     """The registered strategy names, sorted."""
-    _load_builtin_strategies()
     return sorted(_REGISTRY)
 
 
@@ -69,16 +76,15 @@ def get_strategy(name: str) -> Strategy:
     Raises:
         ConfigError: The name is unknown; the message lists the known names.
     """
-    _load_builtin_strategies()
     cls = _REGISTRY.get(name)
     if cls is None:
         raise ConfigError(f"--strategy {name!r} is not known; choose one of {', '.join(sorted(_REGISTRY))}")
     return cls()
 
 
-def _load_builtin_strategies() -> None:
-    # Importing the modules runs their @register decorators.
-    from . import freeze, full, partial, peft  # noqa: F401
+def names_where(ability: str) -> list[str]:
+    """The registered strategies whose class attribute ``ability`` is true (e.g. ``"mergeable"``)."""
+    return [name for name in strategy_names() if getattr(_REGISTRY[name], ability)]
 
 
 @dataclass
@@ -107,13 +113,25 @@ class Strategy:
     """
 
     name: ClassVar[str] = ""
+    #: One line for ``texttune strategies``: what trains.
+    summary: ClassVar[str] = ""
+    #: The dataclass of this strategy's own options (fields become flags and YAML keys), or None.
+    options: ClassVar[type | None] = None
+    #: The run folder holds the whole classifier as plain ``transformers`` weights: it exports to ONNX and
+    #: loads with ``AutoModelForSequenceClassification`` alone.
+    plain_weights: ClassVar[bool] = True
+    #: ``texttune export --merge`` folds the trained parameters into plain weights.
+    mergeable: ClassVar[bool] = False
 
-    def prepare(self, model, config: StrategyConfig):
+    def check_options(self, options: Any) -> None:
+        """Refuse option combinations this strategy cannot train with (called when the config is built)."""
+
+    def prepare(self, model, options: Any):
         """Freeze or wrap a freshly built sequence-classification model for training.
 
         Args:
             model: An ``AutoModelForSequenceClassification`` model with its new head.
-            config: The strategy options.
+            options: This strategy's options (an instance of :attr:`options`, or a :class:`StrategyConfig`).
 
         Returns:
             The model to train and save (possibly a wrapper around ``model``).
@@ -145,28 +163,116 @@ class Strategy:
         """Load the trained model of a run folder written by :meth:`save`, in eval mode."""
         from transformers import AutoModelForSequenceClassification
 
-        from ..artifacts import MODEL_CONFIG_FILE, require_files
+        from ..artifacts import MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, require_files
 
-        require_files(folder, [MODEL_CONFIG_FILE, "model.safetensors"])
+        require_files(folder, [MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE])
         return AutoModelForSequenceClassification.from_pretrained(str(folder), use_safetensors=True).eval()
 
     def merged_model(self, folder: Path, manifest) -> Any:
         """The run's model as a plain ``transformers`` classifier, for ``texttune export --merge``."""
+        if self.plain_weights:
+            return self.load(folder, manifest)  # the run already is a plain model
+        supported = sorted(names_where("mergeable") + names_where("plain_weights"))
         raise ModelError(
             f"a {self.name!r} run cannot be exported as a plain transformers model; "
-            "`texttune export --merge` supports lora, ia3, full and partial runs"
+            f"`texttune export --merge` supports {', '.join(supported)} runs"
         )
 
 
-def is_decoder_model(model_config) -> bool:
-    """Whether a model config is a decoder-only language model (GPT-2, Llama, ...), not a BERT-style encoder."""
-    from transformers.models.auto.modeling_auto import (
-        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
-        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+# --------------------------------------------------------------------------- StrategyConfig
+
+
+@dataclass
+class _RunStrategyFields:
+    """The fields every run has, whatever its strategy: the strategy's name and continued pretraining."""
+
+    strategy: str = field(default="full", metadata={"help": "What trains (see `texttune strategies`)."})
+    mlm_first: str | None = field(
+        default=None,
+        metadata={
+            "help": "Unlabelled text (a .txt file, one text per line, or any data file) to continue "
+            "masked-LM pretraining on before fine-tuning."
+        },
+    )
+    mlm_epochs: float = field(default=1.0, metadata={"help": "--mlm-first: epochs of masked-LM training."})
+    mlm_learning_rate: float = field(
+        default=5e-5, metadata={"help": "--mlm-first: learning rate of masked-LM training."}
+    )
+    mlm_probability: float = field(
+        default=0.15, metadata={"help": "--mlm-first: share of tokens masked (BERT used 0.15)."}
+    )
+    whole_word_mask: bool = field(
+        default=False, metadata={"help": "--mlm-first: mask whole words instead of single word pieces."}
     )
 
-    kind = getattr(model_config, "model_type", None)
-    return kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+def _check_config(self) -> None:
+    require_positive(self, ("mlm_epochs", "mlm_learning_rate"))
+    require_fraction(self, ("mlm_probability",), open_low=True)
+    for name in strategy_names():
+        if _REGISTRY[name].options is not None:
+            _REGISTRY[name].options(**_values_of(self, _REGISTRY[name].options))  # validates its fields
+    if self.strategy in _REGISTRY:
+        get_strategy(self.strategy).check_options(self.options_for())
+
+
+def _values_of(config: Any, options_class) -> dict[str, Any]:
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(options_class)}
+
+
+def _options_for(self, name: str | None = None) -> Any:
+    """The options of strategy ``name`` (default: this config's strategy) as its own dataclass, or None."""
+    options_class = _REGISTRY[name or self.strategy].options
+    return None if options_class is None else options_class(**_values_of(self, options_class))
+
+
+def _build_strategy_config() -> type:
+    """A flat dataclass: the run fields plus every registered strategy's options, each field once.
+
+    A field that several strategies share (``target_modules``, ``num_virtual_tokens``) comes from one base
+    dataclass, and its help names the strategies that read it.
+    """
+    users: dict[str, list[str]] = {}
+    fields: dict[str, dataclasses.Field] = {}
+    for name in strategy_names():
+        options_class = _REGISTRY[name].options
+        for f in dataclasses.fields(options_class) if options_class is not None else ():
+            users.setdefault(f.name, []).append(name)
+            fields.setdefault(f.name, f)
+    extra = [
+        (
+            name,
+            f.type,
+            field(default=f.default, metadata={"help": f"{', '.join(users[name])}: {f.metadata['help']}"}),
+        )
+        for name, f in fields.items()
+    ]
+    summary = ", ".join(f"{name} ({_REGISTRY[name].summary})" for name in strategy_names())
+    base_fields = [
+        ("strategy", "str", field(default="full", metadata={"help": f"What trains: {summary}."})),
+        *[
+            (f.name, f.type, field(default=f.default, metadata=f.metadata))
+            for f in dataclasses.fields(_RunStrategyFields)
+            if f.name != "strategy"
+        ],
+    ]
+    return dataclasses.make_dataclass(
+        "StrategyConfig",
+        base_fields + extra,
+        namespace={
+            "__doc__": "Which parameters train and how: the strategy, its options (every registered "
+            "strategy's, each read only by the strategies its help names) and continued pretraining.",
+            "__post_init__": _check_config,
+            "options_for": _options_for,
+            "__module__": __name__,
+        },
+    )
+
+
+# Importing the strategy modules runs their @register decorators; StrategyConfig is built from them.
+from . import freeze, full, partial, peft  # noqa: E402, F401
+
+StrategyConfig = _build_strategy_config()
 
 
 def export_merged(run: str | Path, output: str | Path, *, overwrite: bool = False) -> Path:

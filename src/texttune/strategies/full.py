@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 from . import Strategy, register
 
 
@@ -12,11 +9,9 @@ from . import Strategy, register
 class FullStrategy(Strategy):
     """Fine-tune the whole model (the default)."""
 
-    def prepare(self, model, config):
+    summary = "every parameter"
+
+    def prepare(self, model, options):
         for parameter in model.parameters():
             parameter.requires_grad = True
         return model
-
-    def merged_model(self, folder: Path, manifest) -> Any:
-        # The run already is a plain model: "merging" is loading it.
-        return self.load(folder, manifest)

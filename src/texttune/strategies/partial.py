@@ -10,7 +10,7 @@ final layer norm) and the classification head train.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError, ModelError
@@ -56,13 +56,33 @@ def layers_to_freeze(requested: int, depth: int) -> int:
     return requested if requested >= 0 else depth + requested
 
 
+@dataclass
+class PartialOptions:
+    """``--strategy partial``: how many bottom layers stay frozen."""
+
+    freeze_layers: int | None = field(
+        default=None,
+        metadata={
+            "help": "freeze the embeddings and the bottom N transformer layers; a negative N keeps the top "
+            "-N layers trainable and freezes the rest."
+        },
+    )
+
+
 @register("partial")
 class PartialStrategy(Strategy):
     """Freeze the embeddings and the bottom ``--freeze-layers`` layers."""
 
-    def prepare(self, model, config):
+    summary = "all but the embeddings and the bottom --freeze-layers layers"
+    options = PartialOptions
+
+    def check_options(self, options: PartialOptions) -> None:
+        if options.freeze_layers is None:
+            raise ConfigError("--strategy partial needs --freeze-layers N (bottom layers to freeze)")
+
+    def prepare(self, model, options):
         layer_name, layers = find_layers(model)
-        frozen_layers = layers_to_freeze(config.freeze_layers, len(layers))
+        frozen_layers = layers_to_freeze(options.freeze_layers, len(layers))
         frozen_prefixes = tuple(f"{layer_name}.{i}." for i in range(frozen_layers))
         base_prefix = getattr(model, "base_model_prefix", "")
         in_base = base_prefix + "." if base_prefix and hasattr(model, base_prefix) else ""
@@ -77,6 +97,3 @@ class PartialStrategy(Strategy):
                 parameter.requires_grad = True
         logger.info("partial: froze the embeddings and %d of %d layers", frozen_layers, len(layers))
         return model
-
-    def merged_model(self, folder: Path, manifest) -> Any:
-        return self.load(folder, manifest)

@@ -12,18 +12,64 @@ from __future__ import annotations
 
 import functools
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import MLM_MODEL_DIR
-from ..config import StrategyConfig
 from ..errors import ConfigError, ModelError
-from . import Strategy, is_decoder_model, register
+from ..options import require_fraction, require_positive
+from . import Strategy, register
 
 logger = logging.getLogger(__name__)
 
-ADAPTER_CONFIG_FILE = "adapter_config.json"
-ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
+
+@dataclass
+class TargetOptions:
+    """Which modules an adapter changes (LoRA, IA3)."""
+
+    target_modules: str | None = field(
+        default=None,
+        metadata={
+            "help": "comma-separated module names to adapt (e.g. query,value). Default: chosen for the "
+            "architecture."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if self.target_modules is not None and not target_module_list(self.target_modules):
+            raise ConfigError("--target-modules must name at least one module, e.g. query,value")
+
+
+@dataclass
+class LoraOptions(TargetOptions):
+    """``--strategy lora``: the rank, scaling and dropout of the low-rank updates."""
+
+    lora_rank: int = field(default=8, metadata={"help": "rank of the update matrices."})
+    lora_alpha: float = field(default=16.0, metadata={"help": "scaling (alpha / rank)."})
+    lora_dropout: float = field(default=0.1, metadata={"help": "dropout on the adapter input."})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_positive(self, ("lora_rank", "lora_alpha"))
+        require_fraction(self, ("lora_dropout",))
+
+
+@dataclass
+class VirtualTokenOptions:
+    """Prefix, prompt and p-tuning: how many virtual tokens are learned."""
+
+    num_virtual_tokens: int = field(default=20, metadata={"help": "number of virtual tokens."})
+
+    def __post_init__(self) -> None:
+        require_positive(self, ("num_virtual_tokens",))
+
+
+def target_module_list(spec: str | None) -> list[str] | None:
+    """``--target-modules`` as a list, or None for the architecture's default."""
+    if spec is None:
+        return None
+    return [name.strip() for name in spec.split(",") if name.strip()]
+
 
 #: Modules to adapt where ``peft`` has no default for the architecture.
 LORA_TARGETS = {"distilbert": ["q_lin", "v_lin"]}
@@ -41,15 +87,17 @@ def _peft():
 class PeftStrategy(Strategy):
     """Shared by the adapter methods: wrap, save, load and merge through ``peft``."""
 
-    def peft_config(self, model, config: StrategyConfig):
+    plain_weights = False
+
+    def peft_config(self, model, options):
         raise NotImplementedError
 
     def check(self, model) -> None:
         """Refuse model/method combinations that would train but not work."""
 
-    def prepare(self, model, config: StrategyConfig):
+    def prepare(self, model, options):
         self.check(model)
-        peft_config = self.peft_config(model, config)
+        peft_config = self.peft_config(model, options)
         extra = _modules_to_save(model)
         if extra:
             peft_config.modules_to_save = list(peft_config.modules_to_save or []) + extra
@@ -75,7 +123,7 @@ class PeftStrategy(Strategy):
     def load(self, folder: Path, manifest) -> Any:
         from transformers import AutoConfig, AutoModelForSequenceClassification
 
-        from ..artifacts import MODEL_CONFIG_FILE, require_files
+        from ..artifacts import ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, MODEL_CONFIG_FILE, require_files
 
         require_files(folder, [MODEL_CONFIG_FILE, ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE])
         base = base_model_path(folder, manifest)
@@ -84,7 +132,7 @@ class PeftStrategy(Strategy):
         return self.attach(model, folder).eval()
 
     def merged_model(self, folder: Path, manifest) -> Any:
-        if self.name not in ("lora", "ia3"):
+        if not self.mergeable:
             return super().merged_model(folder, manifest)
         model = self.load(folder, manifest)
         _unwrap_modules_to_save(model)
@@ -93,6 +141,7 @@ class PeftStrategy(Strategy):
 
 def base_model_path(folder: Path, manifest) -> str:
     """The base model an adapter run was trained on; the message names the path when it is gone."""
+    from ..artifacts import MLM_MODEL_DIR
     from ..modeling import resolve_model_path
 
     adapted = folder / MLM_MODEL_DIR
@@ -137,8 +186,8 @@ def _unwrap_modules_to_save(model) -> None:
             setattr(parent, child, module.modules_to_save[module.active_adapter])
 
 
-def _targets(model, config: StrategyConfig, method: str, own: dict[str, Any]) -> Any:
-    given = config.target_module_list()
+def _targets(model, options: TargetOptions, method: str, own: dict[str, Any]) -> Any:
+    given = target_module_list(options.target_modules)
     if given is not None:
         names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
         missing = [m for m in given if m.rsplit(".", 1)[-1] not in names]
@@ -207,14 +256,18 @@ def _prompt_dims(model) -> dict[str, int]:
 class LoraStrategy(PeftStrategy):
     """Low-rank updates of the attention projections (Hu et al., 2021)."""
 
-    def peft_config(self, model, config):
+    summary = "low-rank updates of the attention projections + the head"
+    options = LoraOptions
+    mergeable = True
+
+    def peft_config(self, model, options):
         peft = _peft()
         return peft.LoraConfig(
             task_type=peft.TaskType.SEQ_CLS,
-            r=config.lora_rank,
-            lora_alpha=config.lora_alpha,
-            lora_dropout=config.lora_dropout,
-            target_modules=_targets(model, config, "lora", LORA_TARGETS),
+            r=options.lora_rank,
+            lora_alpha=options.lora_alpha,
+            lora_dropout=options.lora_dropout,
+            target_modules=_targets(model, options, "lora", LORA_TARGETS),
         )
 
 
@@ -222,15 +275,19 @@ class LoraStrategy(PeftStrategy):
 class IA3Strategy(PeftStrategy):
     """Learned rescaling of keys, values and feed-forward activations (Liu et al., 2022)."""
 
-    def peft_config(self, model, config):
+    summary = "learned scalings of keys, values and feed-forward activations + the head"
+    options = TargetOptions
+    mergeable = True
+
+    def peft_config(self, model, options):
         peft = _peft()
         kind = model.config.model_type
         own = {k: v[0] for k, v in IA3_TARGETS.items()}
-        targets = _targets(model, config, "ia3", own)
+        targets = _targets(model, options, "ia3", own)
         feedforward = None
-        if config.target_modules is None and kind in IA3_TARGETS:
+        if options.target_modules is None and kind in IA3_TARGETS:
             feedforward = IA3_TARGETS[kind][1]
-        elif config.target_modules is not None:
+        elif options.target_modules is not None:
             feedforward = []  # user-chosen targets: scale their outputs, not their inputs
         return peft.IA3Config(
             task_type=peft.TaskType.SEQ_CLS, target_modules=targets, feedforward_modules=feedforward
@@ -238,7 +295,11 @@ class IA3Strategy(PeftStrategy):
 
 
 class _PromptStrategy(PeftStrategy):
+    options = VirtualTokenOptions
+
     def check(self, model) -> None:
+        from ..modeling import is_decoder_model
+
         if is_decoder_model(model.config):
             raise ModelError(
                 f"--strategy {self.name} on a decoder model ({model.config.model_type}) classifies from a "
@@ -254,6 +315,9 @@ class PrefixStrategy(PeftStrategy):
     from ``past_key_values`` to ``cache`` (BERT, GPT-2, ...), and peft 0.21 still looks for the old name;
     :func:`_prefix_model_class` passes the cache under whichever name the model takes.
     """
+
+    summary = "key/value prefixes in every layer + the head"
+    options = VirtualTokenOptions
 
     def check(self, model) -> None:
         if _cache_argument(model.base_model) is None:
@@ -277,11 +341,11 @@ class PrefixStrategy(PeftStrategy):
         wrapped.load_adapter(str(folder), "default")
         return wrapped
 
-    def peft_config(self, model, config):
+    def peft_config(self, model, options):
         peft = _peft()
         return peft.PrefixTuningConfig(
             task_type=peft.TaskType.SEQ_CLS,
-            num_virtual_tokens=config.num_virtual_tokens,
+            num_virtual_tokens=options.num_virtual_tokens,
             **_prompt_dims(model),
         )
 
@@ -290,11 +354,13 @@ class PrefixStrategy(PeftStrategy):
 class PromptStrategy(_PromptStrategy):
     """Trained soft-prompt embeddings before the input (Lester et al., 2021)."""
 
-    def peft_config(self, model, config):
+    summary = "soft-prompt embeddings + the head"
+
+    def peft_config(self, model, options):
         peft = _peft()
         return peft.PromptTuningConfig(
             task_type=peft.TaskType.SEQ_CLS,
-            num_virtual_tokens=config.num_virtual_tokens,
+            num_virtual_tokens=options.num_virtual_tokens,
             **_prompt_dims(model),
         )
 
@@ -303,11 +369,13 @@ class PromptStrategy(_PromptStrategy):
 class PTuningStrategy(_PromptStrategy):
     """Soft prompts produced by a small trained encoder (P-tuning, Liu et al., 2021)."""
 
-    def peft_config(self, model, config):
+    summary = "soft prompts from a small prompt encoder + the head"
+
+    def peft_config(self, model, options):
         peft = _peft()
         return peft.PromptEncoderConfig(
             task_type=peft.TaskType.SEQ_CLS,
-            num_virtual_tokens=config.num_virtual_tokens,
+            num_virtual_tokens=options.num_virtual_tokens,
             encoder_hidden_size=model.config.hidden_size,
             **_prompt_dims(model),
         )
