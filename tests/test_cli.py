@@ -134,3 +134,50 @@ def test_pickle_only_model_refused(tiny_bert, tmp_path, reviews_csv, capsys):
         main(["train", "--data", reviews_csv, "--model", str(folder), "--output", str(tmp_path / "o")]) == 2
     )
     assert "only has pickled weights (pytorch_model.bin)" in capsys.readouterr().err
+
+
+FORMAT_1_RUN = __import__("pathlib").Path(__file__).parent / "fixtures" / "runs" / "format-1-full"
+
+
+def test_a_flag_of_the_wrong_type_is_one_line_naming_the_help(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--data", "x.csv", "--learning-rate", "abc"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "usage:" not in err
+    assert "--learning-rate: invalid float value: 'abc' (see `texttune train --help`)" in err
+
+
+def test_evaluate_refuses_a_bad_batch_size_and_keeps_the_stored_evaluation(tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(FORMAT_1_RUN, run)
+    stored = (run / "metrics.json").read_text()
+    assert main(["evaluate", str(run), "--batch-size", "-1"]) == 2
+    assert "--batch-size must be positive, got -1" in capsys.readouterr().err
+    assert not (run / "evaluations").exists() and (run / "metrics.json").read_text() == stored
+
+
+def test_strategies_lists_each_strategy_with_what_it_exports_and_its_options(capsys):
+    from texttune.strategies import strategy_names
+
+    assert main(["strategies"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert set(rows) == set(strategy_names())
+    assert "--lora-rank" in rows["lora"] and "--merge" in rows["lora"]
+    assert "onnx" in rows["full"] and "--freeze-layers" in rows["partial"]
+
+
+def test_the_command_line_imports_no_heavy_library_before_a_command_runs():
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, texttune, texttune.cli; texttune.cli.make_parser(); "
+        "print([m for m in ('torch', 'transformers', 'datasets', 'pandas', 'pyarrow', 'peft', 'sklearn') "
+        "if m in sys.modules])"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -29,7 +29,11 @@ def test_learning_rate_default_is_the_models_tuned_one_unless_given():
 def test_every_field_has_help():
     import dataclasses
 
-    for klass in (DataConfig, ModelConfig, TrainConfig):
+    from texttune.config import DemoConfig, EvaluateConfig, ExportConfig, PredictConfig, PretrainConfig
+    from texttune.strategies import StrategyConfig
+
+    subcommands = (EvaluateConfig, PredictConfig, PretrainConfig, ExportConfig, DemoConfig)
+    for klass in (DataConfig, ModelConfig, TrainConfig, StrategyConfig, *subcommands):
         for f in dataclasses.fields(klass):
             assert f.metadata.get("help"), f"{klass.__name__}.{f.name} has no help text"
 
@@ -101,3 +105,19 @@ def test_yaml_missing_file(tmp_path):
 def test_round_trip_dict():
     config = RunConfig(data=DataConfig(data="x.csv"), train=TrainConfig(epochs=1))
     assert RunConfig.from_dict(config.to_dict()) == config
+
+
+def test_strategy_config_is_built_from_each_strategys_own_options():
+    import dataclasses
+
+    from texttune.strategies import StrategyConfig, get_strategy, strategy_names
+
+    fields = {f.name: f for f in dataclasses.fields(StrategyConfig)}
+    for name in strategy_names():
+        options = get_strategy(name).options
+        for f in dataclasses.fields(options) if options else ():
+            readers = fields[f.name].metadata["help"].split(":")[0].split(", ")
+            assert name in readers, (name, f.name)
+    config = StrategyConfig(strategy="lora", lora_rank=4, head="mlp")
+    assert config.options_for().lora_rank == 4 and config.options_for("freeze").head == "mlp"
+    assert config.options_for("full") is None

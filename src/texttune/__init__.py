@@ -39,7 +39,32 @@ _EXPORTS = {
     "train": "training",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "DataError",
+    "EvaluationResult",
+    "ExportResult",
+    "ModelConfig",
+    "ModelError",
+    "ParityReport",
+    "Prediction",
+    "Predictor",
+    "PretrainResult",
+    "RunConfig",
+    "SearchConfig",
+    "SearchResult",
+    "StrategyConfig",
+    "TexttuneError",
+    "TrainConfig",
+    "TrainResult",
+    "evaluate_run",
+    "export_merged",
+    "export_onnx",
+    "pretrain",
+    "search",
+    "train",
+]
 
 
 def __getattr__(name: str) -> Any:

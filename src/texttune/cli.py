@@ -93,13 +93,25 @@ def _add_run_options(parser: argparse.ArgumentParser, *extra) -> None:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    from .search import SearchConfig
-    from .serve import ServeConfig
-
     parser = _Parser(
         prog="texttune", description="Fine-tune pretrained transformers for text classification."
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_training_commands(sub)
+    _add_run_commands(sub)
+    _subcommand(sub, "datasets", "List the built-in datasets.")
+    _subcommand(sub, "models", "List the built-in models.")
+    _subcommand(
+        sub, "strategies", "List the fine-tuning strategies: what trains, what they export, their options."
+    )
+    for parser_ in sub.choices.values():
+        _add_common(parser_)
+    return parser
+
+
+def _add_training_commands(sub) -> None:
+    """``train``, ``search``, ``demo`` and ``pretrain``: the commands that train."""
+    from .search import SearchConfig
 
     p = _subcommand(sub, "train", "Fine-tune a model and save the run.")
     _add_run_options(p)
@@ -112,6 +124,28 @@ def make_parser() -> argparse.ArgumentParser:
         "`pip install 'texttune[search]'`.",
     )
     _add_run_options(p, SearchConfig)
+    _subcommand(
+        sub,
+        "demo",
+        "Fine-tune the built-in model on built-in movie reviews, evaluate, predict.",
+        "The main job in one command: fine-tune `minilm` on `rotten_tomatoes`, evaluate on the held-out test "
+        "split, and show example predictions.",
+        DemoConfig,
+    )
+    _subcommand(
+        sub,
+        "pretrain",
+        "Continue masked-LM pretraining on unlabelled text.",
+        "Continue masked-LM pretraining of a BERT-style model on unlabelled domain text and write a model "
+        "folder that `texttune train --model DIR` fine-tunes.",
+        PretrainConfig,
+    )
+
+
+def _add_run_commands(sub) -> None:
+    """``evaluate``, ``predict``, ``export`` and ``serve``: the commands that use a saved run."""
+    from .serve import ServeConfig
+
     p = _subcommand(
         sub,
         "evaluate",
@@ -134,22 +168,6 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="Print JSON (one object per text).")
     _subcommand(
         sub,
-        "demo",
-        "Fine-tune the built-in model on built-in movie reviews, evaluate, predict.",
-        "The main job in one command: fine-tune `minilm` on `rotten_tomatoes`, evaluate on the held-out test "
-        "split, and show example predictions.",
-        DemoConfig,
-    )
-    _subcommand(
-        sub,
-        "pretrain",
-        "Continue masked-LM pretraining on unlabelled text.",
-        "Continue masked-LM pretraining of a BERT-style model on unlabelled domain text and write a model "
-        "folder that `texttune train --model DIR` fine-tunes.",
-        PretrainConfig,
-    )
-    _subcommand(
-        sub,
         "export",
         "Export a run: a plain transformers model (--merge for adapters), or ONNX (--onnx).",
         "Write a run's model as a plain transformers model folder (--output; --merge folds LoRA/IA3 adapters "
@@ -169,14 +187,6 @@ def make_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", help="cpu or cuda (default: cuda when available).")
     add_arguments(p, ServeConfig)
-    _subcommand(sub, "datasets", "List the built-in datasets.")
-    _subcommand(sub, "models", "List the built-in models.")
-    _subcommand(
-        sub, "strategies", "List the fine-tuning strategies: what trains, what they export, their options."
-    )
-    for parser_ in sub.choices.values():
-        _add_common(parser_)
-    return parser
 
 
 # --------------------------------------------------------------------------- subcommands

@@ -30,6 +30,7 @@ from .artifacts import (
     require_files,
     write_json,
 )
+from .config import QUANTIZATIONS
 from .data import LABELS, MULTI_LABEL, REGRESSION, TEXT, TEXT_PAIR
 from .errors import ConfigError, ModelError
 from .hardware import int8_weight_type
@@ -38,7 +39,6 @@ from .strategies import get_strategy, names_where
 
 logger = logging.getLogger(__name__)
 
-QUANTIZATIONS = ("int8",)
 OPSET = 17
 #: Model types whose graphs ONNX Runtime's BERT optimizer knows how to fuse.
 _FUSABLE = {"bert", "roberta", "xlm-roberta", "distilbert", "electra", "camembert", "mpnet", "deberta-v2"}
@@ -103,29 +103,10 @@ def export_onnx(
         >>> result.parity.label_agreement  # doctest: +SKIP
         0.995
     """
-    require_onnxruntime()
-    try:
-        import onnx  # noqa: F401
-    except ImportError:
-        raise ConfigError(f"ONNX export needs onnx; install it with: {ONNX_INSTALL_HINT}") from None
-    if quantize is not None and quantize not in QUANTIZATIONS:
-        raise ConfigError(f"--quantize {quantize!r} is not one of {', '.join(QUANTIZATIONS)}")
-    run = Path(run)
-    manifest = read_manifest(run)
-    if not get_strategy(manifest.strategy).plain_weights:
-        raise ConfigError(
-            f"ONNX export supports runs of strategy {' or '.join(names_where('plain_weights'))}; {run} is a "
-            f"{manifest.strategy!r} run (its weights are not one plain model)"
-        )
-    require_files(run, [MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE])
-    folder = Path(output) if output is not None else run
+    run, folder = Path(run), Path(output) if output is not None else Path(run)
+    manifest = _check_export(run, folder, quantize, overwrite)
     stand_alone = folder.resolve() != run.resolve()
     target = folder / ONNX_DIR
-    if stand_alone and folder.exists() and any(folder.iterdir()) and not overwrite:
-        raise ConfigError(f"--output {folder} is not empty; pass --overwrite to replace it or choose another")
-    if target.exists() and not overwrite:
-        raise ConfigError(f"{target} already exists; pass --overwrite to replace the ONNX export")
-
     work = partial_dir(target) if not stand_alone else partial_dir(folder)
     shutil.rmtree(work, ignore_errors=True)
     onnx_work = work / ONNX_DIR if stand_alone else work
@@ -165,6 +146,30 @@ def export_onnx(
         parity=parity,
         weight_type=weight_type,
     )
+
+
+def _check_export(run: Path, folder: Path, quantize: str | None, overwrite: bool):
+    """Refuse an export that cannot succeed, before anything is written; returns the run's manifest."""
+    require_onnxruntime()
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise ConfigError(f"ONNX export needs onnx; install it with: {ONNX_INSTALL_HINT}") from None
+    if quantize is not None and quantize not in QUANTIZATIONS:
+        raise ConfigError(f"--quantize {quantize!r} is not one of {', '.join(QUANTIZATIONS)}")
+    manifest = read_manifest(run)
+    if not get_strategy(manifest.strategy).plain_weights:
+        raise ConfigError(
+            f"ONNX export supports runs of strategy {' or '.join(names_where('plain_weights'))}; {run} is a "
+            f"{manifest.strategy!r} run (its weights are not one plain model)"
+        )
+    require_files(run, [MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE])
+    stand_alone = folder.resolve() != run.resolve()
+    if stand_alone and folder.exists() and any(folder.iterdir()) and not overwrite:
+        raise ConfigError(f"--output {folder} is not empty; pass --overwrite to replace it or choose another")
+    if (folder / ONNX_DIR).exists() and not overwrite:
+        raise ConfigError(f"{folder / ONNX_DIR} already exists; pass --overwrite to replace the ONNX export")
+    return manifest
 
 
 def _move_into_place(work: Path, target: Path) -> None:

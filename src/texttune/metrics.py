@@ -78,6 +78,15 @@ def default_best_metric(task: str) -> tuple[str, bool]:
     return "accuracy", True
 
 
+def best_metric(task: str, chosen: str | None = None) -> tuple[str, bool]:
+    """The metric that picks the best epoch (``--metric-for-best-model``, else the task's default) and
+    whether greater is better."""
+    if not chosen:
+        return default_best_metric(task)
+    metric = chosen.removeprefix("eval_")
+    return metric, metric_direction(metric)
+
+
 def metric_direction(name: str) -> bool:
     """Whether a larger value of metric ``name`` is better."""
     return not any(part in name for part in ("loss", "mse", "mae", "error"))

@@ -9,10 +9,12 @@ whole words at a time. The result is a plain model folder (safetensors, tokenize
 from __future__ import annotations
 
 import logging
+import random
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import DataError, ModelError
 
@@ -76,24 +78,7 @@ def read_texts(source: str, *, text_column: str | None = None, encoding: str = "
 
 
 def pretrain(
-    data: str,
-    model: str,
-    output: str | Path,
-    *,
-    text_column: str | None = None,
-    epochs: float = 1.0,
-    learning_rate: float = 5e-5,
-    batch_size: int = 32,
-    max_length: int | None = None,
-    mlm_probability: float = 0.15,
-    whole_word_mask: bool = False,
-    max_train_samples: int | None = None,
-    seed: int = 42,
-    progress: bool = True,
-    use_cpu: bool = False,
-    overwrite: bool = False,
-    encoding: str = "utf-8",
-    trust_remote_code: bool = False,
+    data: str, model: str, output: str | Path, *, progress: bool = True, **options: Any
 ) -> PretrainResult:
     """Continue masked-LM pretraining of ``model`` on the texts of ``data``; write a model folder to ``output``.
 
@@ -101,20 +86,11 @@ def pretrain(
         data: Unlabelled texts (see :func:`read_texts`).
         model: A built-in name, a model folder or a hub id of a masked-LM model (BERT, RoBERTa, ...).
         output: The folder to write (model, config and tokenizer).
-        text_column: Text column of a table source.
-        epochs: Passes over the texts.
-        learning_rate: Peak AdamW learning rate (linear decay, 6% warmup).
-        batch_size: Texts per batch.
-        max_length: Truncate texts to this many tokens (default: the model's limit, at most 512).
-        mlm_probability: Share of tokens selected for prediction.
-        whole_word_mask: Select whole words (all their word pieces) instead of single tokens.
-        max_train_samples: Use at most this many texts (a seeded random subset).
-        seed: Random seed (masking, order, subset).
         progress: Show a progress bar.
-        use_cpu: Train on the CPU even when a GPU is present.
-        overwrite: Replace ``output`` if it holds files.
-        encoding: Text encoding of text files.
-        trust_remote_code: Allow models whose code lives in the checkpoint.
+        **options: Any other field of :class:`~texttune.config.PretrainConfig` (``epochs``,
+            ``learning_rate``, ``batch_size``, ``max_length``, ``mlm_probability``, ``whole_word_mask``,
+            ``max_train_samples``, ``seed``, ``text_column``, ``encoding``, ``use_cpu``, ``overwrite``,
+            ``trust_remote_code``), validated as on the command line.
 
     Returns:
         A :class:`PretrainResult`.
@@ -122,86 +98,19 @@ def pretrain(
     Example:
         >>> pretrain("reviews.txt", "minilm", "models/minilm-reviews", epochs=1)  # doctest: +SKIP
     """
-    import random
-
-    from datasets import Dataset
-    from transformers import AutoModelForMaskedLM, DataCollatorForLanguageModeling, TrainingArguments
-
     from .artifacts import CHECKPOINT_DIR, AtomicDir, check_output_dir
     from .config import PretrainConfig
-    from .modeling import check_safetensors, resolve_model_path
-    from .tokenization import load_tokenizer, resolve_max_length
     from .trainer import make_trainer
 
-    PretrainConfig(  # validates every option, as the command line does
-        data=data,
-        output=str(output),
-        model=model,
-        overwrite=overwrite,
-        text_column=text_column,
-        epochs=epochs,
-        learning_rate=learning_rate,
-        batch_size=batch_size,
-        max_length=max_length,
-        mlm_probability=mlm_probability,
-        whole_word_mask=whole_word_mask,
-        max_train_samples=max_train_samples,
-        seed=seed,
-        encoding=encoding,
-        use_cpu=use_cpu,
-        trust_remote_code=trust_remote_code,
-    )
-    output = check_output_dir(output, overwrite)
-    texts = read_texts(data, text_column=text_column, encoding=encoding)
-    if max_train_samples and len(texts) > max_train_samples:
-        texts = random.Random(seed).sample(texts, max_train_samples)
-    model_path = resolve_model_path(model)
-    tokenizer = load_tokenizer(model_path, trust_remote_code=trust_remote_code)
-    if tokenizer.mask_token is None:
-        raise ModelError(
-            f"{model!r} has no mask token, so it cannot do masked-LM pretraining (decoder models such as "
-            "GPT-2 cannot); use a BERT-style model"
-        )
-    if whole_word_mask and not tokenizer.is_fast:
-        raise ModelError("--whole-word-mask needs a fast tokenizer (tokenizer.json) to find word boundaries")
-    check_safetensors(model_path)
-    try:
-        mlm = AutoModelForMaskedLM.from_pretrained(
-            model_path, use_safetensors=True, trust_remote_code=trust_remote_code
-        )
-    except ValueError as exc:
-        raise ModelError(
-            f"{model!r} cannot be loaded as a masked-LM model ({str(exc).splitlines()[0]}); use a BERT-style model"
-        ) from exc
-    length = resolve_max_length(tokenizer, max_length)
-    extra = {"return_offsets_mapping": True, "return_special_tokens_mask": True} if whole_word_mask else {}
-    dataset = Dataset.from_dict({"text": texts}).map(
-        lambda batch: tokenizer(batch["text"], truncation=True, max_length=length, **extra),
-        batched=True,
-        remove_columns=["text"],
-        desc="Tokenizing",
-    )
-    collator = DataCollatorForLanguageModeling(
-        tokenizer, mlm_probability=mlm_probability, whole_word_mask=whole_word_mask, seed=seed
-    )
-    if whole_word_mask:
-        collator = _whole_word_collator(collator, tokenizer)
-    with AtomicDir(output, overwrite=overwrite) as tmp:
-        args = TrainingArguments(
-            output_dir=str(tmp / CHECKPOINT_DIR),
-            learning_rate=learning_rate,
-            num_train_epochs=epochs,
-            per_device_train_batch_size=batch_size,
-            weight_decay=0.01,
-            warmup_steps=0.06,  # a float below 1 is a ratio in transformers 5
-            seed=seed,
-            save_strategy="no",
-            logging_steps=50,
-            disable_tqdm=not progress,
-            report_to="none",
-            use_cpu=use_cpu,
-            remove_unused_columns=False,  # the collator needs offset_mapping for whole-word masking
-        )
+    config = PretrainConfig(data=data, model=model, output=str(output), **options)
+    output = check_output_dir(config.output, config.overwrite)
+    texts = read_texts(data, text_column=config.text_column, encoding=config.encoding)
+    if config.max_train_samples and len(texts) > config.max_train_samples:
+        texts = random.Random(config.seed).sample(texts, config.max_train_samples)
+    tokenizer, mlm = _masked_lm(config)
+    dataset, collator = _masked_batches(texts, tokenizer, config)
+    with AtomicDir(output, overwrite=config.overwrite) as tmp:
+        args = _arguments(config, tmp / CHECKPOINT_DIR, progress)
         trainer = make_trainer(
             mlm, args, train_dataset=dataset, collator=collator, tokenizer=tokenizer, progress=progress
         )
@@ -213,6 +122,78 @@ def pretrain(
         shutil.rmtree(tmp / CHECKPOINT_DIR, ignore_errors=True)
     logger.info("masked-LM model written to %s (loss %.3f)", output, result.training_loss)
     return PretrainResult(output=output, texts=len(texts), train_seconds=seconds, loss=result.training_loss)
+
+
+def _masked_lm(config):
+    """The tokenizer and masked-LM model of ``config.model``; refuses models that cannot do masked LM."""
+    from transformers import AutoModelForMaskedLM
+
+    from .modeling import check_safetensors, resolve_model_path
+    from .tokenization import load_tokenizer
+
+    model_path = resolve_model_path(config.model)
+    tokenizer = load_tokenizer(model_path, trust_remote_code=config.trust_remote_code)
+    if tokenizer.mask_token is None:
+        raise ModelError(
+            f"{config.model!r} has no mask token, so it cannot do masked-LM pretraining (decoder models such "
+            "as GPT-2 cannot); use a BERT-style model"
+        )
+    if config.whole_word_mask and not tokenizer.is_fast:
+        raise ModelError("--whole-word-mask needs a fast tokenizer (tokenizer.json) to find word boundaries")
+    check_safetensors(model_path)
+    try:
+        mlm = AutoModelForMaskedLM.from_pretrained(
+            model_path, use_safetensors=True, trust_remote_code=config.trust_remote_code
+        )
+    except ValueError as exc:
+        raise ModelError(
+            f"{config.model!r} cannot be loaded as a masked-LM model ({str(exc).splitlines()[0]}); use a "
+            "BERT-style model"
+        ) from exc
+    return tokenizer, mlm
+
+
+def _masked_batches(texts: list[str], tokenizer, config):
+    """The tokenized texts and the collator that masks them (whole words with ``whole_word_mask``)."""
+    from datasets import Dataset
+    from transformers import DataCollatorForLanguageModeling
+
+    from .tokenization import resolve_max_length
+
+    length = resolve_max_length(tokenizer, config.max_length)
+    wwm = config.whole_word_mask
+    extra = {"return_offsets_mapping": True, "return_special_tokens_mask": True} if wwm else {}
+    dataset = Dataset.from_dict({"text": texts}).map(
+        lambda batch: tokenizer(batch["text"], truncation=True, max_length=length, **extra),
+        batched=True,
+        remove_columns=["text"],
+        desc="Tokenizing",
+    )
+    collator = DataCollatorForLanguageModeling(
+        tokenizer, mlm_probability=config.mlm_probability, whole_word_mask=wwm, seed=config.seed
+    )
+    return dataset, _whole_word_collator(collator, tokenizer) if wwm else collator
+
+
+def _arguments(config, checkpoints: Path, progress: bool):
+    """``TrainingArguments`` of the BERT masked-LM recipe: linear decay after a 6% warmup, no checkpoints."""
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(checkpoints),
+        learning_rate=config.learning_rate,
+        num_train_epochs=config.epochs,
+        per_device_train_batch_size=config.batch_size,
+        weight_decay=0.01,
+        warmup_steps=0.06,  # a float below 1 is a ratio in transformers 5
+        seed=config.seed,
+        save_strategy="no",
+        logging_steps=50,
+        disable_tqdm=not progress,
+        report_to="none",
+        use_cpu=config.use_cpu,
+        remove_unused_columns=False,  # the collator needs offset_mapping for whole-word masking
+    )
 
 
 def _whole_word_collator(collator, tokenizer):

@@ -202,14 +202,49 @@ def search(config: RunConfig, search_config: SearchConfig | None = None, *, prun
         >>> result = search(cfg, SearchConfig(n_trials=8))  # doctest: +SKIP
         >>> result.best_params  # doctest: +SKIP
     """
-    from .artifacts import check_output_dir
     from .data import load_training_data
-    from .distributed import launched_world_size
-    from .metrics import default_best_metric, metric_direction
-    from .training import train
+    from .metrics import best_metric
 
     optuna = _require_optuna()
     search_config = search_config or SearchConfig()
+    output, space = _check_search(config, search_config)
+    task = load_training_data(config.data).task  # also fails early on bad data
+    metric, greater = best_metric(task, config.train.metric_for_best_model)
+    if output.exists() and config.train.overwrite:
+        shutil.rmtree(output)
+    output.mkdir(parents=True, exist_ok=True)
+    base = {k: v for section in config.to_dict().values() for k, v in section.items()}
+    optuna.logging.disable_default_handler()  # the library logs through `logging`, never to stderr
+    optuna.logging.enable_propagation()
+    study, n_trials = _study(optuna, search_config, space, greater, pruner)
+    rows: list[dict[str, Any]] = []
+    objective = _objective(base, space, output, metric, rows)
+    study.optimize(objective, n_trials=n_trials, catch=())
+    completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not completed:
+        raise ConfigError(
+            f"all {len(study.trials)} trials were pruned; run more trials or pass --pruner none"
+        )
+    best = study.best_trial
+    best_file = output / BEST_CONFIG_FILE
+    write_best_config(best_file, dict(base, **best.params), metric, best.value)
+    return SearchResult(
+        output=output,
+        metric=metric,
+        greater_is_better=greater,
+        rows=rows,
+        best_params=dict(best.params),
+        best_value=float(best.value),
+        results_file=output / RESULTS_FILE,
+        best_config_file=best_file,
+    )
+
+
+def _check_search(config: RunConfig, search_config: SearchConfig) -> tuple[Path, dict[str, Any]]:
+    """Refuse a search that cannot run; returns the output folder and the checked search space."""
+    from .artifacts import check_output_dir
+    from .distributed import launched_world_size
+
     if launched_world_size() > 1:
         raise ConfigError("texttune search runs its trials in one process; start it without torchrun")
     if not config.train.output:
@@ -218,24 +253,15 @@ def search(config: RunConfig, search_config: SearchConfig | None = None, *, prun
         raise ConfigError("no training data given; pass --data FILE or a built-in name")
     output = check_output_dir(config.train.output, config.train.overwrite)
     if search_config.grid:
-        grid = GRIDS[search_config.grid]
-        space: dict[str, Any] = {k: list(v) for k, v in grid.items()}
+        space: dict[str, Any] = {k: list(v) for k, v in GRIDS[search_config.grid].items()}
     else:
         space = load_space(search_config.space) if search_config.space else dict(DEFAULT_SPACE)
     check_space(space)
+    return output, space
 
-    task = load_training_data(config.data).task  # also fails early on bad data
-    metric, greater = default_best_metric(task)
-    if config.train.metric_for_best_model:
-        metric = config.train.metric_for_best_model.removeprefix("eval_")
-        greater = metric_direction(metric)
 
-    if output.exists() and config.train.overwrite:
-        shutil.rmtree(output)
-    output.mkdir(parents=True, exist_ok=True)
-    base = {k: v for section in config.to_dict().values() for k, v in section.items()}
-    optuna.logging.disable_default_handler()  # the library logs through `logging`, never to stderr
-    optuna.logging.enable_propagation()
+def _study(optuna, search_config: SearchConfig, space: dict[str, Any], greater: bool, pruner):
+    """The Optuna study (grid or TPE sampler, median or no pruner) and how many trials it runs."""
     if search_config.grid:
         sampler = optuna.samplers.GridSampler(space, seed=search_config.search_seed)
         n_trials = search_config.n_trials or _grid_size(space)
@@ -248,66 +274,45 @@ def search(config: RunConfig, search_config: SearchConfig | None = None, *, prun
             if search_config.pruner == "median"
             else optuna.pruners.NopPruner()
         )
-    study = optuna.create_study(
-        direction="maximize" if greater else "minimize", sampler=sampler, pruner=pruner
-    )
-    rows: list[dict[str, Any]] = []
-    results_file = output / RESULTS_FILE
+    direction = "maximize" if greater else "minimize"
+    return optuna.create_study(direction=direction, sampler=sampler, pruner=pruner), n_trials
+
+
+def _objective(base: dict[str, Any], space: dict[str, Any], output: Path, metric: str, rows: list):
+    """One trial: train with the suggested options into a scratch folder, record a row, return the score."""
+    import optuna
+
+    from .training import train
 
     def objective(trial) -> float:
         params = {name: _suggest(trial, name, spec) for name, spec in space.items()}
         trial_dir = output / TRIALS_DIR / f"trial-{trial.number}"
         settings = dict(base, **params, output=str(trial_dir), overwrite=True, report=False, progress=False)
-        trial_config = RunConfig.from_flat(settings, source="search")
         callback = make_pruning_callback(trial, metric)
         started = time.perf_counter()
         row: dict[str, Any] = {"trial": trial.number, "state": "failed", metric: None, **params}
         try:
-            result = train(trial_config, callbacks=[callback])
-            value = float(result.metrics[metric])
+            value = float(
+                train(RunConfig.from_flat(settings, source="search"), callbacks=[callback]).metrics[metric]
+            )
             row.update(state="complete", **{metric: value})
             return value
         except optuna.TrialPruned:
             row["state"] = "pruned"
-            reported = callback.reported
-            row[metric] = reported[max(reported)] if reported else None
+            row[metric] = callback.reported[max(callback.reported)] if callback.reported else None
             raise
         finally:
             row["epochs_run"] = max(callback.reported, default=0)
             row["seconds"] = round(time.perf_counter() - started, 1)
             rows.append(row)
-            _write_rows(results_file, rows)
+            _write_rows(output / RESULTS_FILE, rows)
             shutil.rmtree(output / TRIALS_DIR, ignore_errors=True)
             logger.info(
-                "trial %d %s: %s=%s after %d epoch(s), %s",
-                trial.number,
-                row["state"],
-                metric,
-                _fmt(row[metric]),
-                row["epochs_run"],
-                ", ".join(f"{k}={_fmt(v)}" for k, v in params.items()),
-            )
+                "trial %d %s: %s=%s after %d epoch(s), %s", trial.number, row["state"], metric,
+                _fmt(row[metric]), row["epochs_run"], ", ".join(f"{k}={_fmt(v)}" for k, v in params.items()),
+            )  # fmt: skip
 
-    study.optimize(objective, n_trials=n_trials, catch=())
-    completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    if not completed:
-        raise ConfigError(
-            f"all {len(study.trials)} trials were pruned; run more trials or pass --pruner none"
-        )
-    best = study.best_trial
-    best_settings = dict(base, **best.params)
-    best_file = output / BEST_CONFIG_FILE
-    write_best_config(best_file, best_settings, metric, best.value)
-    return SearchResult(
-        output=output,
-        metric=metric,
-        greater_is_better=greater,
-        rows=rows,
-        best_params=dict(best.params),
-        best_value=float(best.value),
-        results_file=results_file,
-        best_config_file=best_file,
-    )
+    return objective
 
 
 def _grid_size(space: dict[str, list[Any]]) -> int:

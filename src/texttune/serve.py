@@ -200,11 +200,7 @@ def create_app(predictor, config: ServeConfig | None = None):
     _require_fastapi()
     from contextlib import asynccontextmanager
 
-    from fastapi import FastAPI, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
-    from pydantic import BaseModel, ConfigDict, Field, StrictStr
-    from starlette.exceptions import HTTPException as StarletteHTTPException
+    from fastapi import FastAPI
 
     config = config or ServeConfig()
     batcher = MicroBatcher(
@@ -213,6 +209,84 @@ def create_app(predictor, config: ServeConfig | None = None):
         max_texts=config.max_micro_batch,
         max_queue=config.max_queue,
     )
+
+    @asynccontextmanager
+    async def lifespan(app):
+        batcher.start()
+        yield
+        await batcher.stop()
+
+    app = FastAPI(
+        title="texttune",
+        description=f"Text classification with the run trained from {predictor.manifest.base_model}.",
+        lifespan=lifespan,
+    )
+    app.state.batcher = batcher
+    app.state.config = config
+    _add_error_handlers(app)
+    app.add_middleware(BodyLimit, limit=config.max_body_bytes)
+    _add_routes(app, predictor, batcher, config)
+    return app
+
+
+def _error(status: int, message: str):
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse(status_code=status, content={"error": message})
+
+
+def _add_error_handlers(app) -> None:
+    """Every failure answers ``{"error": "one line saying what to fix"}``; bad input never gives a 500."""
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for item in exc.errors()[:5]:
+            where = ".".join(str(part) for part in item.get("loc", ()) if part != "body") or "body"
+            problems.append(f"{where}: {item.get('msg', 'invalid')}")
+        message = "; ".join(problems) or "invalid request"
+        return _error(422, f'{message} (expected JSON like {{"texts": ["..."]}})')
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = str(exc.detail)
+        if exc.status_code == 400:
+            message += ' (send UTF-8 JSON like {"texts": ["..."]})'
+        return JSONResponse(status_code=exc.status_code, content={"error": message}, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unexpected error on %s", request.url.path)
+        return _error(500, f"internal error: {type(exc).__name__}")
+
+
+def request_problem(texts: list[str], pairs: list[str] | None, config: ServeConfig) -> tuple[int, str] | None:
+    """The status and message for a request the limits refuse, or None when it may reach the model."""
+    if not texts:
+        return 422, "texts is empty; give at least one text"
+    if len(texts) > config.max_batch_size:
+        return 413, (
+            f"{len(texts)} texts exceed the limit of {config.max_batch_size} per request; split the request "
+            "(or start the server with a larger --max-batch-size)"
+        )
+    if pairs is not None and len(pairs) != len(texts):
+        return 422, f"got {len(texts)} texts but {len(pairs)} pairs; give one pair per text"
+    for kind, values in (("text", texts), ("pair", pairs or [])):
+        for i, value in enumerate(values):
+            if len(value) > config.max_text_chars:
+                return 413, (
+                    f"{kind} {i} has {len(value)} characters, more than the limit of {config.max_text_chars} "
+                    "(start the server with a larger --max-text-chars)"
+                )
+    return None
+
+
+def _add_routes(app, predictor, batcher: MicroBatcher, config: ServeConfig) -> None:
+    from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
     class PredictRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -231,49 +305,6 @@ def create_app(predictor, config: ServeConfig | None = None):
     class PredictResponse(BaseModel):
         predictions: list[Prediction]
 
-    @asynccontextmanager
-    async def lifespan(app):
-        batcher.start()
-        yield
-        await batcher.stop()
-
-    app = FastAPI(
-        title="texttune",
-        description=f"Text classification with the run trained from {predictor.manifest.base_model}.",
-        lifespan=lifespan,
-    )
-    app.state.batcher = batcher
-    app.state.config = config
-
-    def error(status: int, message: str) -> JSONResponse:
-        return JSONResponse(status_code=status, content={"error": message})
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = []
-        for item in exc.errors()[:5]:
-            where = ".".join(str(part) for part in item.get("loc", ()) if part != "body") or "body"
-            problems.append(f"{where}: {item.get('msg', 'invalid')}")
-        message = "; ".join(problems) or "invalid request"
-        return JSONResponse(
-            status_code=422,
-            content={"error": f'{message} (expected JSON like {{"texts": ["..."]}})'},
-        )
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        message = str(exc.detail)
-        if exc.status_code == 400:
-            message += ' (send UTF-8 JSON like {"texts": ["..."]})'
-        return JSONResponse(status_code=exc.status_code, content={"error": message}, headers=exc.headers)
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unexpected error on %s", request.url.path)
-        return error(500, f"internal error: {type(exc).__name__}")
-
-    app.add_middleware(BodyLimit, limit=config.max_body_bytes)
-
     @app.get("/health", summary="Liveness and a few counters")
     async def health() -> dict[str, Any]:
         return {
@@ -291,26 +322,11 @@ def create_app(predictor, config: ServeConfig | None = None):
 
     async def predict(request: PredictRequest):
         texts, pairs = request.texts, request.pairs
-        if not texts:
-            return error(422, "texts is empty; give at least one text")
-        if len(texts) > config.max_batch_size:
-            return error(
-                413,
-                f"{len(texts)} texts exceed the limit of {config.max_batch_size} per request; split the "
-                "request (or start the server with a larger --max-batch-size)",
-            )
-        if pairs is not None and len(pairs) != len(texts):
-            return error(422, f"got {len(texts)} texts but {len(pairs)} pairs; give one pair per text")
-        for kind, values in (("text", texts), ("pair", pairs or [])):
-            for i, value in enumerate(values):
-                if len(value) > config.max_text_chars:
-                    return error(
-                        413,
-                        f"{kind} {i} has {len(value)} characters, more than the limit of "
-                        f"{config.max_text_chars} (start the server with a larger --max-text-chars)",
-                    )
+        problem = request_problem(texts, pairs, config)
+        if problem is not None:
+            return _error(*problem)
         if batcher.busy(len(texts)):
-            return error(503, "server busy: too many texts waiting; retry shortly")
+            return _error(503, "server busy: too many texts waiting; retry shortly")
         predictions = await batcher.predict(list(texts), list(pairs) if pairs is not None else None)
         return {"predictions": [p.to_dict() for p in predictions]}
 
@@ -322,7 +338,6 @@ def create_app(predictor, config: ServeConfig | None = None):
         summary="Classify texts (or text pairs)",
         responses={413: {"description": "too many or too long texts"}, 422: {"description": "malformed"}},
     )(predict)
-    return app
 
 
 class BodyLimit:

@@ -56,13 +56,7 @@ from .errors import ConfigError
 from .hardware import cpu_has_native_bf16
 from .imbalance import make_weighted_loss, resolve_class_weights, tune_thresholds
 from .long_text import DOCUMENT_ID, SLIDING, check_long_text, document_compute_metrics, tokenize_splits
-from .metrics import (
-    DEFAULT_THRESHOLD,
-    check_metric_name,
-    default_best_metric,
-    make_compute_metrics,
-    metric_direction,
-)
+from .metrics import DEFAULT_THRESHOLD, best_metric, check_metric_name, make_compute_metrics
 from .modeling import build_model, check_model_folder, count_parameters, resolve_model_path
 from .strategies import get_strategy
 from .tokenization import load_tokenizer, make_collator, resolve_max_length
@@ -122,10 +116,7 @@ def build_training_arguments(config: RunConfig, output_dir: Path, task: str, has
     from transformers import TrainingArguments
 
     train = config.train
-    metric, greater = default_best_metric(task)
-    if train.metric_for_best_model:
-        metric = train.metric_for_best_model.removeprefix("eval_")
-        greater = metric_direction(metric)
+    metric, greater = best_metric(task, train.metric_for_best_model)
     # Checkpoints are always written (at least once per epoch) so that --resume has something to continue
     # from; evaluation follows the same schedule because the best checkpoint is picked among them.
     save = {"save_strategy": "steps", "save_steps": train.save_steps} if train.save_steps else {}

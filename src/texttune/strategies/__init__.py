@@ -269,9 +269,16 @@ def _build_strategy_config() -> type:
     )
 
 
-# Importing the strategy modules runs their @register decorators; StrategyConfig is built from them.
-from . import freeze, full, partial, peft  # noqa: E402, F401
+def _import_strategy_modules() -> None:
+    """Import every module of this package: their @register decorators add the strategies."""
+    import importlib
+    import pkgutil
 
+    for module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+        importlib.import_module(f"{__name__}.{module}")
+
+
+_import_strategy_modules()
 StrategyConfig = _build_strategy_config()
 
 
