@@ -57,12 +57,9 @@ from datasets.table import InMemoryTable
 from . import assets
 from .config import DataConfig
 from .errors import DataError
+from .tasks import LABELS, MULTI_LABEL, REGRESSION, SINGLE_LABEL, TASKS, TEXT, TEXT_PAIR
 
 logger = logging.getLogger(__name__)
-
-SINGLE_LABEL, MULTI_LABEL, REGRESSION = "single_label", "multi_label", "regression"
-TASKS = (SINGLE_LABEL, MULTI_LABEL, REGRESSION)
-TEXT, TEXT_PAIR, LABELS = "text", "text_pair", "labels"
 
 #: Column names recognised as the text, in lower case. Exactly one may be present.
 TEXT_COLUMN_NAMES = (
