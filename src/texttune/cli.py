@@ -334,7 +334,7 @@ def _export_onnx(run: str, options: ExportConfig) -> int:
 
 
 def _format_prediction(text: str, prediction, task: str, as_json: bool) -> str:
-    from .data import MULTI_LABEL, REGRESSION
+    from .tasks import MULTI_LABEL, REGRESSION
 
     if as_json:
         return json.dumps({"text": text, **prediction.to_dict()}, ensure_ascii=False)

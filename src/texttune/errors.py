@@ -17,3 +17,14 @@ class DataError(TexttuneError):
 
 class ModelError(TexttuneError):
     """A model path or run folder that cannot be loaded."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none), for one-line errors.
+
+    Example:
+        >>> first_line(ValueError("bad value\\ndetails")), first_line(KeyError())
+        ('bad value', 'KeyError')
+    """
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

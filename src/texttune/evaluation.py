@@ -11,8 +11,12 @@ from typing import Any
 from .artifacts import EVALUATIONS_DIR, read_manifest, read_validation_split, write_evaluation
 from .config import DataConfig, EvaluateConfig
 from .data import load_labelled
+from .data.splits import subset
 
 logger = logging.getLogger(__name__)
+
+#: Seed of the --max-eval-samples subset of a run's stored validation split.
+_EVALUATION_SEED = 42
 
 
 @dataclass
@@ -40,7 +44,8 @@ def evaluate_run(
 
     Without ``data`` the run's stored validation split is used, which reproduces the run's
     ``metrics.json`` exactly (with ``backend="torch"``; ``auto`` evaluates the run's ONNX export when it
-    has one, as ``texttune predict`` would use it).
+    has one, as ``texttune predict`` would use it). ``max_eval_samples`` takes a seeded random subset of
+    the evaluation rows (seed 42 for the stored split), as :func:`texttune.data.splits.subset` draws it.
 
     Example:
         >>> evaluate_run("runs/demo", data="reviews.csv").metrics["accuracy"]  # doctest: +SKIP
@@ -62,9 +67,7 @@ def evaluate_run(
     folder = Path(run)
     manifest = read_manifest(folder)
     if data is None:
-        dataset = read_validation_split(folder)
-        if max_eval_samples:
-            dataset = dataset.shuffle(seed=42).select(range(min(max_eval_samples, len(dataset))))
+        dataset = subset(read_validation_split(folder), max_eval_samples, seed=_EVALUATION_SEED)
         name = "validation"
     else:
         cfg = DataConfig(

@@ -31,11 +31,11 @@ from .artifacts import (
     write_json,
 )
 from .config import QUANTIZATIONS
-from .data import LABELS, MULTI_LABEL, REGRESSION, TEXT, TEXT_PAIR
 from .errors import ConfigError, ModelError
 from .hardware import int8_weight_type
 from .onnx_model import ONNX_INSTALL_HINT, require_onnxruntime
 from .strategies import get_strategy, names_where
+from .tasks import LABELS, MULTI_LABEL, REGRESSION, TEXT, TEXT_PAIR
 
 logger = logging.getLogger(__name__)
 

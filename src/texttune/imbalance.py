@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from .config import parse_class_weights
-from .data import MULTI_LABEL, REGRESSION
 from .errors import ConfigError
+from .tasks import MULTI_LABEL, REGRESSION
 
 logger = logging.getLogger(__name__)
 

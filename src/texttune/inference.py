@@ -13,10 +13,11 @@ import numpy as np
 
 from .artifacts import MODEL_WEIGHTS_FILE, TOKENIZER_CONFIG_FILE, RunManifest, read_manifest, require_files
 from .config import BACKENDS
-from .data import LABELS, MULTI_LABEL, REGRESSION, TEXT, TEXT_PAIR, iter_frames, resolve_text_columns
+from .data import iter_frames, resolve_text_columns
 from .errors import ConfigError, DataError
 from .long_text import TRUNCATE, aggregate_windows, encode_long
 from .metrics import evaluate_predictions, sigmoid, softmax
+from .tasks import LABELS, MULTI_LABEL, REGRESSION, TEXT, TEXT_PAIR
 from .tokenization import encode, load_tokenizer
 
 logger = logging.getLogger(__name__)

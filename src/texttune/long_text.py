@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .data import LABELS, TEXT, TEXT_PAIR
 from .errors import ConfigError
+from .tasks import LABELS, TEXT, TEXT_PAIR
 
 logger = logging.getLogger(__name__)
 

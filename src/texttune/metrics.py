@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from .data import MULTI_LABEL, REGRESSION
 from .errors import ConfigError
+from .tasks import MULTI_LABEL, REGRESSION
 
 logger = logging.getLogger(__name__)
 

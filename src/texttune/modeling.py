@@ -7,8 +7,8 @@ import logging
 from pathlib import Path
 
 from .assets import resolve_builtin_model
-from .data import MULTI_LABEL, REGRESSION, SINGLE_LABEL
 from .errors import ModelError
+from .tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL
 
 logger = logging.getLogger(__name__)
 

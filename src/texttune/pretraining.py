@@ -53,9 +53,8 @@ def read_texts(source: str, *, text_column: str | None = None, encoding: str = "
     Raises:
         DataError: The source is missing, unreadable or holds no text.
     """
-    import datasets
-
     from .data import read_source, resolve_text_columns
+    from .data.splits import TRAIN_SPLITS, pick_split
 
     path = Path(source).expanduser()
     if path.suffix.lower() == ".txt":
@@ -67,9 +66,9 @@ def read_texts(source: str, *, text_column: str | None = None, encoding: str = "
             raise DataError(f"{source} is not {encoding} text ({exc.reason}); pass --encoding") from None
         texts = [line.strip() for line in lines if line.strip()]
     else:
-        table = read_source(source, encoding)
-        if isinstance(table, datasets.DatasetDict):
-            table = table["train"] if "train" in table else next(iter(table.values()))
+        table = pick_split(
+            read_source(source, encoding), TRAIN_SPLITS, source, "--data", any_split=True
+        ).dataset
         column, _ = resolve_text_columns(table.column_names, text_column, None, where=source)
         texts = [str(t).strip() for t in table[column] if t is not None and str(t).strip()]
     if not texts:

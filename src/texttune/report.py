@@ -12,7 +12,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,8 +25,11 @@ from .artifacts import (
     REPORT_HTML_FILE,
     RunManifest,
 )
-from .data import LABELS, MULTI_LABEL, REGRESSION, PreparedData
 from .metrics import default_best_metric, format_report, plot_confusion_matrix, scalar_metrics
+from .tasks import LABELS, MULTI_LABEL, REGRESSION
+
+if TYPE_CHECKING:  # annotations only: the data package loads pandas and datasets
+    from .data import PreparedData
 
 logger = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .data import LABELS, TEXT, TEXT_PAIR
 from .errors import ModelError
+from .tasks import LABELS, TEXT, TEXT_PAIR
 
 logger = logging.getLogger(__name__)
 

@@ -43,7 +43,7 @@ from .checkpoints import (
     stash_checkpoints,
 )
 from .config import RunConfig
-from .data import LABELS, MULTI_LABEL, TEXT, TEXT_PAIR, PreparedData, load_training_data
+from .data import PreparedData, load_training_data
 from .distributed import (
     SHARD_LOG_ENV,
     check_engine_options,
@@ -59,6 +59,7 @@ from .long_text import DOCUMENT_ID, SLIDING, check_long_text, document_compute_m
 from .metrics import DEFAULT_THRESHOLD, best_metric, check_metric_name, make_compute_metrics
 from .modeling import build_model, check_model_folder, count_parameters, resolve_model_path
 from .strategies import get_strategy
+from .tasks import LABELS, MULTI_LABEL, TEXT, TEXT_PAIR
 from .tokenization import load_tokenizer, make_collator, resolve_max_length
 
 logger = logging.getLogger(__name__)
