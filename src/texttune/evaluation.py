@@ -11,12 +11,22 @@ from typing import Any
 from .artifacts import EVALUATIONS_DIR, read_manifest, read_validation_split, write_evaluation
 from .config import DataConfig, EvaluateConfig
 from .data import load_labelled
+from .data.readers import COMPRESSIONS, READERS
 from .data.splits import subset
 
 logger = logging.getLogger(__name__)
 
 #: Seed of the --max-eval-samples subset of a run's stored validation split.
 _EVALUATION_SEED = 42
+#: The options of an evaluation that say how to read its data file (the rest say where and how to run).
+_DATA_OPTIONS = (
+    "text_column",
+    "text_pair_column",
+    "label_column",
+    "label_delimiter",
+    "max_eval_samples",
+    "encoding",
+)
 
 
 @dataclass
@@ -26,20 +36,7 @@ class EvaluationResult:
     output: Path
 
 
-def evaluate_run(
-    run: str | Path,
-    *,
-    data: str | None = None,
-    text_column: str | None = None,
-    text_pair_column: str | None = None,
-    label_column: str | None = None,
-    label_delimiter: str | None = None,
-    max_eval_samples: int | None = None,
-    encoding: str = "utf-8",
-    output: str | Path | None = None,
-    batch_size: int = 64,
-    backend: str = "auto",
-) -> EvaluationResult:
+def evaluate_run(run: str | Path, **options: Any) -> EvaluationResult:
     """Evaluate ``run`` and write ``metrics.json``, ``report.txt`` and ``confusion_matrix.png``.
 
     Without ``data`` the run's stored validation split is used, which reproduces the run's
@@ -47,51 +44,46 @@ def evaluate_run(
     has one, as ``texttune predict`` would use it). ``max_eval_samples`` takes a seeded random subset of
     the evaluation rows (seed 42 for the stored split), as :func:`texttune.data.splits.subset` draws it.
 
+    Args:
+        run: A run folder.
+        **options: Fields of :class:`~texttune.config.EvaluateConfig` (``data``, ``text_column``,
+            ``label_column``, ``max_eval_samples``, ``output``, ``batch_size``, ``backend``, ...), validated
+            as on the command line.
+
+    Returns:
+        The :class:`EvaluationResult`.
+
     Example:
         >>> evaluate_run("runs/demo", data="reviews.csv").metrics["accuracy"]  # doctest: +SKIP
     """
     from .inference import Predictor
 
-    EvaluateConfig(  # validates every option, as the command line does
-        data=data,
-        text_column=text_column,
-        text_pair_column=text_pair_column,
-        label_column=label_column,
-        label_delimiter=label_delimiter,
-        max_eval_samples=max_eval_samples,
-        encoding=encoding,
-        output=None if output is None else str(output),
-        batch_size=batch_size,
-        backend=backend,
-    )
+    if options.get("output") is not None:
+        options["output"] = str(options["output"])
+    config = EvaluateConfig(**options)
     folder = Path(run)
     manifest = read_manifest(folder)
-    if data is None:
-        dataset = subset(read_validation_split(folder), max_eval_samples, seed=_EVALUATION_SEED)
+    if config.data is None:
+        dataset = subset(read_validation_split(folder), config.max_eval_samples, seed=_EVALUATION_SEED)
         name = "validation"
     else:
-        cfg = DataConfig(
-            data=data,
-            text_column=text_column,
-            text_pair_column=text_pair_column,
-            label_column=label_column,
-            label_delimiter=label_delimiter,
-            max_eval_samples=max_eval_samples,
-            encoding=encoding,
-        )
+        columns = {
+            "text_column": config.text_column or manifest.text_column,
+            "text_pair_column": config.text_pair_column or manifest.text_pair_column,
+            "label_column": config.label_column or manifest.label_column,
+        }
+        data_options = {name: getattr(config, name) for name in _DATA_OPTIONS}
         dataset = load_labelled(
-            data,
-            cfg,
+            config.data,
+            DataConfig(data=config.data, **data_options),
             task=manifest.task,
             label_names=manifest.label_names,
-            text_column=text_column or manifest.text_column,
-            text_pair_column=text_pair_column or manifest.text_pair_column,
-            label_column=label_column or manifest.label_column,
+            **columns,
         )
-        name = _slug(data)
-    predictor = Predictor.load(folder, batch_size=batch_size, backend=backend)
+        name = _slug(config.data)
+    predictor = Predictor.load(folder, batch_size=config.batch_size, backend=config.backend)
     metrics = predictor.evaluate(dataset)
-    out = Path(output) if output else folder / EVALUATIONS_DIR / name
+    out = Path(config.output) if config.output else folder / EVALUATIONS_DIR / name
     write_evaluation(out, metrics, manifest.label_names, name)
     logger.info("evaluation of %s on %s written to %s", folder, name, out)
     return EvaluationResult(name=name, metrics=metrics, output=out)
@@ -99,6 +91,6 @@ def evaluate_run(
 
 def _slug(source: str) -> str:
     stem = Path(source).name
-    for suffix in (".bz2", ".gz", ".csv", ".tsv", ".jsonl", ".json", ".parquet"):
+    for suffix in (*COMPRESSIONS, *READERS):
         stem = stem.removesuffix(suffix)
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem) or "data"
