@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import pandas as pd
 
-from conftest import review_frame, sentiment_manifest
 from texttune import Predictor
 
 
-def test_predict_file_streams_in_bounded_chunks(tiny_bert, tmp_path, monkeypatch):
+def test_predict_file_streams_in_bounded_chunks(
+    tiny_bert, tmp_path, monkeypatch, review_frame, sentiment_manifest
+):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=2)
