@@ -148,23 +148,3 @@ def test_pairs_multilabel_regression_train(tiny_bert, tmp_path, run_config, make
     result = train(run_config(tiny_bert, str(reg), tmp_path / "reg"))
     assert {"mse", "pearson", "spearman"} <= set(result.metrics)
     assert isinstance(Predictor.load(result.output).predict(["good"])[0].label, float)
-
-
-def test_predict_file_streams_with_columns(tiny_bert, reviews_csv, tmp_path, run_config):
-    run = train(run_config(tiny_bert, reviews_csv, tmp_path / "run")).output
-    predictor = Predictor.load(run, batch_size=8)
-    out = tmp_path / "preds.csv"
-    rows = predictor.predict_file(reviews_csv, out, chunk_size=7)
-    frame = pd.read_csv(out)
-    assert rows == len(frame) == 60
-    assert list(frame.columns) == [
-        "text",
-        "label",
-        "predicted_label",
-        "score",
-        "prob_negative",
-        "prob_positive",
-    ]
-    expected = [p.label for p in predictor.predict(pd.read_csv(reviews_csv)["text"].tolist())]
-    assert frame["predicted_label"].tolist() == expected
-    np.testing.assert_allclose(frame["prob_negative"] + frame["prob_positive"], 1.0, atol=1e-5)
