@@ -1,9 +1,14 @@
-"""Shared fixtures: no network, and tiny random models built in code and saved to a temp dir."""
+"""Shared fixtures: no network, tiny random models built in code and saved to a temp dir, and factories.
+
+The factories (``make_review``, ``review_frame``, ``sentiment_manifest``, ``run_config``) are fixtures that
+return a function: test files ask for them by name and never import from this file.
+"""
 
 from __future__ import annotations
 
 import os
 import random
+from typing import NamedTuple
 
 # huggingface_hub reads these when first imported (during collection), before any fixture runs.
 for _name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
@@ -26,36 +31,30 @@ def _offline(monkeypatch):
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
 
 
-def make_review(rng: random.Random, positive: bool) -> str:
+class ReviewWords(NamedTuple):
+    """The words of the generated reviews; the tiny tokenizers are trained on them."""
+
+    positive: list[str]
+    negative: list[str]
+    filler: list[str]
+
+
+def _make_review(rng: random.Random, positive: bool) -> str:
     words = rng.choices(FILLER, k=rng.randint(3, 12)) + rng.choices(POSITIVE if positive else NEGATIVE, k=2)
     rng.shuffle(words)
     return " ".join(words)
 
 
-def review_frame(n: int = 60, seed: int = 0) -> pd.DataFrame:
+def _review_frame(n: int = 60, seed: int = 0) -> pd.DataFrame:
     rng = random.Random(seed)
     rows = []
     for i in range(n):
         positive = i % 2 == 0
-        rows.append({"text": make_review(rng, positive), "label": "positive" if positive else "negative"})
+        rows.append({"text": _make_review(rng, positive), "label": "positive" if positive else "negative"})
     return pd.DataFrame(rows)
 
 
-def tiny_config(tiny_bert: str, data: str, output, **train_kwargs):
-    """A quick run config on a tiny model: 1 epoch, batch 16, lr 1e-3, no progress bars, 25% validation."""
-    from texttune import DataConfig, ModelConfig, RunConfig, TrainConfig
-
-    settings = {"epochs": 1.0, "batch_size": 16, "learning_rate": 1e-3, "progress": False, "use_cpu": True}
-    settings.update(train_kwargs)
-    return RunConfig(
-        data=DataConfig(data=data, validation_split=0.25),
-        model=ModelConfig(model=tiny_bert, max_length=32),
-        train=TrainConfig(output=str(output), **settings),
-    )
-
-
-def sentiment_manifest(base_model: str, max_length: int = 32):
-    """The manifest of a two-class (negative/positive) run, for run folders built by hand in tests."""
+def _sentiment_manifest(base_model: str, max_length: int = 32):
     from texttune.artifacts import RunManifest
 
     return RunManifest(
@@ -67,6 +66,60 @@ def sentiment_manifest(base_model: str, max_length: int = 32):
         max_length=max_length,
         base_model=base_model,
     )
+
+
+#: The training options of a quick run (see the ``run_config`` fixture).
+QUICK_TRAIN = {"epochs": 1.0, "batch_size": 16, "learning_rate": 1e-3, "progress": False, "use_cpu": True}
+
+
+def _run_config(model: str, data: str, output, *, strategy=None, model_options=None, **train_options):
+    from texttune import DataConfig, ModelConfig, RunConfig, StrategyConfig, TrainConfig
+
+    return RunConfig(
+        data=DataConfig(data=data, validation_split=0.25),
+        model=ModelConfig(model=model, **{"max_length": 32, **(model_options or {})}),
+        train=TrainConfig(output=str(output), **{**QUICK_TRAIN, **train_options}),
+        strategy=strategy if strategy is not None else StrategyConfig(),
+    )
+
+
+@pytest.fixture(scope="session")
+def review_words() -> ReviewWords:
+    """The positive, negative and filler words that generated reviews are made of."""
+    return ReviewWords(POSITIVE, NEGATIVE, FILLER)
+
+
+@pytest.fixture(scope="session")
+def make_review():
+    """``make_review(rng, positive)``: one review, 3-12 filler words and 2 positive or negative words."""
+    return _make_review
+
+
+@pytest.fixture(scope="session")
+def review_frame():
+    """``review_frame(n=60, seed=0)``: a DataFrame of ``text`` and ``label``, alternating positive/negative."""
+    return _review_frame
+
+
+@pytest.fixture(scope="session")
+def sentiment_manifest():
+    """``sentiment_manifest(base_model, max_length=32)``: a two-class (negative/positive) manifest.
+
+    For run folders and predictors built by hand in tests.
+    """
+    return _sentiment_manifest
+
+
+@pytest.fixture(scope="session")
+def run_config():
+    """``run_config(model, data, output, *, strategy=None, model_options=None, **train_options)``.
+
+    A quick run on a tiny model: 25% of ``data`` held out for validation, ``max_length`` 32, and the
+    training options of ``QUICK_TRAIN`` (1 epoch, batch 16, lr 1e-3, no progress bars, on the CPU).
+    ``train_options`` override or add ``TrainConfig`` fields, ``model_options`` ``ModelConfig`` fields;
+    ``strategy`` is a ``StrategyConfig`` (default: full fine-tuning).
+    """
+    return _run_config
 
 
 def _train_wordpiece(folder):
@@ -120,7 +173,7 @@ def tiny_bert(tmp_path_factory) -> str:
 @pytest.fixture()
 def reviews_csv(tmp_path) -> str:
     path = tmp_path / "reviews.csv"
-    review_frame(60).to_csv(path, index=False)
+    _review_frame(60).to_csv(path, index=False)
     return str(path)
 
 

@@ -12,19 +12,13 @@ import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 import pytest
 
-from conftest import review_frame, sentiment_manifest
 from texttune.artifacts import write_manifest
 from texttune.cli import main
-
-
-def _reviews(tmp: Path, name: str = "reviews.csv") -> str:
-    path = tmp / name
-    review_frame(40).to_csv(path, index=False)
-    return str(path)
 
 
 def _write(tmp: Path, name: str, text: str | bytes) -> str:
@@ -36,70 +30,88 @@ def _write(tmp: Path, name: str, text: str | bytes) -> str:
     return str(path)
 
 
-def _fake_run(tmp: Path, tiny_bert: str, *, format_version: int = 1, drop: str | None = None) -> str:
-    """A run folder made by hand: the tiny model plus a manifest, optionally damaged."""
-    run = tmp / "run"
-    shutil.copytree(tiny_bert, run)
-    manifest = sentiment_manifest(tiny_bert)
-    write_manifest(run, manifest)
-    if format_version != 1:
-        raw = json.loads((run / "texttune.json").read_text())
-        raw["format_version"] = format_version
-        (run / "texttune.json").write_text(json.dumps(raw))
-    if drop:
-        (run / drop).unlink()
-    return str(run)
+class Writers(NamedTuple):
+    """What a case writes into its folder, with conftest's review and manifest factories."""
+
+    #: ``reviews(tmp, name="reviews.csv")``: 40 generated reviews as a CSV file; returns its path.
+    reviews: Callable[..., str]
+    #: ``fake_run(tmp, tiny_bert, *, format_version=1, drop=None)``: a run folder made by hand.
+    fake_run: Callable[..., str]
+
+
+@pytest.fixture()
+def writers(review_frame, sentiment_manifest) -> Writers:
+    def reviews(tmp: Path, name: str = "reviews.csv") -> str:
+        path = tmp / name
+        review_frame(40).to_csv(path, index=False)
+        return str(path)
+
+    def fake_run(tmp: Path, tiny_bert: str, *, format_version: int = 1, drop: str | None = None) -> str:
+        """A run folder made by hand: the tiny model plus a manifest, optionally damaged."""
+        run = tmp / "run"
+        shutil.copytree(tiny_bert, run)
+        manifest = sentiment_manifest(tiny_bert)
+        write_manifest(run, manifest)
+        if format_version != 1:
+            raw = json.loads((run / "texttune.json").read_text())
+            raw["format_version"] = format_version
+            (run / "texttune.json").write_text(json.dumps(raw))
+        if drop:
+            (run / drop).unlink()
+        return str(run)
+
+    return Writers(reviews, fake_run)
 
 
 def _train(tiny_bert: str, data: str, tmp: Path, *extra: str) -> list[str]:
     return ["train", "--data", data, "--model", tiny_bert, "--output", str(tmp / "out"), "--use-cpu", *extra]
 
 
-Case = Callable[[Path, str], tuple[list[str], str]]
+Case = Callable[[Path, str, Writers], tuple[list[str], str]]
 
 CASES: dict[str, Case] = {
-    "missing file": lambda t, m: (
+    "missing file": lambda t, m, w: (
         _train(m, str(t / "missing.csv"), t),
         r"data file not found: .*missing.csv \(check --data\)",
     ),
-    "a folder where a data file is expected": lambda t, m: (
+    "a folder where a data file is expected": lambda t, m, w: (
         _train(m, str(t), t),
         r"is a folder but not a dataset saved with datasets' save_to_disk",
     ),
-    "a folder where the config file is expected": lambda t, m: (
-        _train(m, _reviews(t), t, "--config", str(t)),
+    "a folder where the config file is expected": lambda t, m, w: (
+        _train(m, w.reviews(t), t, "--config", str(t)),
         r"--config .* is a folder; give a YAML file",
     ),
-    "empty file": lambda t, m: (_train(m, _write(t, "e.csv", ""), t), r"data file is empty: .*e.csv"),
-    "header only": lambda t, m: (
+    "empty file": lambda t, m, w: (_train(m, _write(t, "e.csv", ""), t), r"data file is empty: .*e.csv"),
+    "header only": lambda t, m, w: (
         _train(m, _write(t, "h.csv", "text,label\n"), t),
         r"h.csv has a header but no rows \(check --data\)",
     ),
-    "wrong delimiter (semicolons in a .csv)": lambda t, m: (
+    "wrong delimiter (semicolons in a .csv)": lambda t, m, w: (
         _train(m, _write(t, "s.csv", "text;label\ngood;pos\nbad;neg\n"), t),
         r"s.csv looks semicolon-separated .* save it comma-separated",
     ),
-    "wrong delimiter (tabs in a .csv)": lambda t, m: (
+    "wrong delimiter (tabs in a .csv)": lambda t, m, w: (
         _train(m, _write(t, "t.csv", "text\tlabel\ngood\tpos\nbad\tneg\n"), t),
         r"t.csv looks tab-separated .*: name it .tsv",
     ),
-    "non-UTF-8 bytes": lambda t, m: (
+    "non-UTF-8 bytes": lambda t, m, w: (
         _train(m, _write(t, "l.csv", "text,label\ncaf\xe9 good,pos\nbad,neg\n".encode("latin-1")), t),
         r"l.csv is not valid utf-8 text \(byte 0xe9 .*--encoding latin-1",
     ),
-    "blank texts with --strict": lambda t, m: (
+    "blank texts with --strict": lambda t, m, w: (
         _train(m, _write(t, "b.csv", "text,label\ngood,pos\n  ,neg\nbad,neg\n,pos\n"), t, "--strict"),
         r"2 of 4 rows have an empty or missing text in column 'text'.*--strict",
     ),
-    "labels in validation never seen in training": lambda t, m: (
-        _train(m, _reviews(t), t, "--validation", _write(t, "v.csv", "text,label\nfine,neutral\n")),
+    "labels in validation never seen in training": lambda t, m, w: (
+        _train(m, w.reviews(t), t, "--validation", _write(t, "v.csv", "text,label\nfine,neutral\n")),
         r"--validation .*v.csv has labels never seen in training: 'neutral'",
     ),
-    "labels in test never seen in training": lambda t, m: (
-        _train(m, _reviews(t), t, "--test", _write(t, "x.csv", "text,label\nfine,meh\n")),
+    "labels in test never seen in training": lambda t, m, w: (
+        _train(m, w.reviews(t), t, "--test", _write(t, "x.csv", "text,label\nfine,meh\n")),
         r"--test .*x.csv has labels never seen in training: 'meh'",
     ),
-    "multi-label rows with no labels, --strict": lambda t, m: (
+    "multi-label rows with no labels, --strict": lambda t, m, w: (
         _train(
             m,
             _write(
@@ -115,72 +127,72 @@ CASES: dict[str, Case] = {
         ),
         r"3 of 9 rows have no label in column 'labels'",
     ),
-    "zero rows left after filtering": lambda t, m: (
+    "zero rows left after filtering": lambda t, m, w: (
         _train(m, _write(t, "z.csv", 'text,label\n" ",a\n,b\n'), t),
         r"has no usable rows: all 2 rows have an empty text or a missing label",
     ),
-    "a single class": lambda t, m: (
+    "a single class": lambda t, m, w: (
         _train(m, _write(t, "one.csv", "text,label\na,x\nb,x\nc,x\n"), t),
         r"has a single class 'x' in column 'label'; classification needs at least 2 classes",
     ),
-    "config YAML with an unknown key": lambda t, m: (
-        _train(m, _reviews(t), t, "--config", _write(t, "c.yaml", "learnin_rate: 0.1\n")),
+    "config YAML with an unknown key": lambda t, m, w: (
+        _train(m, w.reviews(t), t, "--config", _write(t, "c.yaml", "learnin_rate: 0.1\n")),
         r"unknown key\(s\) in .*c.yaml: learnin_rate; known keys:",
     ),
-    "config YAML with a wrong type": lambda t, m: (
-        _train(m, _reviews(t), t, "--config", _write(t, "c.yaml", "epochs: three\n")),
+    "config YAML with a wrong type": lambda t, m, w: (
+        _train(m, w.reviews(t), t, "--config", _write(t, "c.yaml", "epochs: three\n")),
         r"config file .*c.yaml: key 'epochs' must be a number, got 'three'",
     ),
-    "conflicting flags: --resume and --overwrite": lambda t, m: (
-        _train(m, _reviews(t), t, "--resume", "--overwrite"),
+    "conflicting flags: --resume and --overwrite": lambda t, m, w: (
+        _train(m, w.reviews(t), t, "--resume", "--overwrite"),
         r"--resume and --overwrite conflict: .*drop one of them",
     ),
-    "conflicting flags: --label-delimiter and --task regression": lambda t, m: (
-        _train(m, _reviews(t), t, "--label-delimiter", "|", "--task", "regression"),
+    "conflicting flags: --label-delimiter and --task regression": lambda t, m, w: (
+        _train(m, w.reviews(t), t, "--label-delimiter", "|", "--task", "regression"),
         r"--label-delimiter makes labels multi-label; it cannot be used with --task regression",
     ),
-    "conflicting flags: texts and --data for predict": lambda t, m: (
-        ["predict", _fake_run(t, m), "some text", "--data", _reviews(t), "--output", str(t / "p.csv")],
+    "conflicting flags: texts and --data for predict": lambda t, m, w: (
+        ["predict", w.fake_run(t, m), "some text", "--data", w.reviews(t), "--output", str(t / "p.csv")],
         r"give texts as arguments or a file with --data, not both",
     ),
-    "--resume with other options than the interrupted run": lambda t, m: (
-        _resume_with_other_options(t, m),
+    "--resume with other options than the interrupted run": lambda t, m, w: (
+        _resume_with_other_options(t, m, w),
         r"--resume continues a run started with other options: --learning-rate was 0.5, now 5e-05",
     ),
-    "output folder not empty": lambda t, m: (
-        _train(m, _reviews(t), t) if _write(_mkdir(t / "out"), "mine.txt", "x") else [],
+    "output folder not empty": lambda t, m, w: (
+        _train(m, w.reviews(t), t) if _write(_mkdir(t / "out"), "mine.txt", "x") else [],
         r"output folder .*out is not empty; pass --overwrite to replace it or choose another --output",
     ),
-    "run folder from another format version": lambda t, m: (
-        ["predict", _fake_run(t, m, format_version=99), "text"],
+    "run folder from another format version": lambda t, m, w: (
+        ["predict", w.fake_run(t, m, format_version=99), "text"],
         r"was written in run format 99, this texttune reads format 1; retrain it",
     ),
-    "run folder with a missing file": lambda t, m: (
-        ["predict", _fake_run(t, m, drop="model.safetensors"), "text"],
+    "run folder with a missing file": lambda t, m, w: (
+        ["predict", w.fake_run(t, m, drop="model.safetensors"), "text"],
         r"run folder .*run is incomplete: missing model.safetensors; retrain the run",
     ),
-    "run folder without its tokenizer": lambda t, m: (
-        ["predict", _fake_run(t, m, drop="tokenizer_config.json"), "text"],
+    "run folder without its tokenizer": lambda t, m, w: (
+        ["predict", w.fake_run(t, m, drop="tokenizer_config.json"), "text"],
         r"is incomplete: missing tokenizer_config.json",
     ),
-    "the work folder of an unfinished run": lambda t, m: (
+    "the work folder of an unfinished run": lambda t, m, w: (
         ["predict", str(_mkdir(t / ".run.partial")), "text"],
         r"is the work folder of an unfinished run \(texttune.json is missing\); finish it with .*--resume",
     ),
-    "a model path that is not a model": lambda t, m: (
-        _train(str(_mkdir(t / "not-a-model")), _reviews(t), t),
+    "a model path that is not a model": lambda t, m, w: (
+        _train(str(_mkdir(t / "not-a-model")), w.reviews(t), t),
         r"is not a model folder \(no config.json in it\)",
     ),
-    "a model path that is a file": lambda t, m: (
-        _train(_reviews(t, "weights.csv"), _reviews(t), t),
+    "a model path that is a file": lambda t, m, w: (
+        _train(w.reviews(t, "weights.csv"), w.reviews(t), t),
         r"--model .*weights.csv' is a file; give the model folder",
     ),
-    "a model with pickled weights only": lambda t, m: (
-        _train(_pickled_model(t, m), _reviews(t), t),
+    "a model with pickled weights only": lambda t, m, w: (
+        _train(_pickled_model(t, m), w.reviews(t), t),
         r"only has pickled weights \(pytorch_model.bin\).* or pass --allow-pickle if you trust the files",
     ),
-    "a model that needs remote code": lambda t, m: (
-        _train(_remote_code_model(t, m), _reviews(t), t),
+    "a model that needs remote code": lambda t, m, w: (
+        _train(_remote_code_model(t, m), w.reviews(t), t),
         r"needs custom code shipped in its folder \(auto_map in config.json\); .* pass --trust-remote-code",
     ),
 }
@@ -209,11 +221,11 @@ def _remote_code_model(tmp: Path, tiny_bert: str) -> str:
     return str(folder)
 
 
-def _resume_with_other_options(tmp: Path, tiny_bert: str) -> list[str]:
+def _resume_with_other_options(tmp: Path, tiny_bert: str, w: Writers) -> list[str]:
     from texttune import DataConfig, ModelConfig, RunConfig, TrainConfig
     from texttune.checkpoints import record_resume_config
 
-    data = _reviews(tmp)
+    data = w.reviews(tmp)
     before = RunConfig(
         data=DataConfig(data=data),
         model=ModelConfig(model=tiny_bert),
@@ -228,11 +240,13 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tiny_bert, tmp_path, capsys, monkeypatch):
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(
+    case, tiny_bert, tmp_path, capsys, monkeypatch, writers
+):
     work = tmp_path / "case"
     work.mkdir()
     monkeypatch.chdir(work)
-    argv, message = CASES[case](work, tiny_bert)
+    argv, message = CASES[case](work, tiny_bert, writers)
     before = _snapshot(work)
     code = main([*argv, "--quiet"])
     err = capsys.readouterr().err
@@ -249,28 +263,23 @@ def test_the_count_of_bad_input_cases():
     assert len(CASES) == 29
 
 
-def test_debug_shows_the_traceback_of_a_bad_input(tiny_bert, tmp_path, monkeypatch):
+def test_debug_shows_the_traceback_of_a_bad_input(tiny_bert, tmp_path, monkeypatch, writers):
     from texttune.errors import ModelError
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ModelError, match="needs custom code"):
-        main(_train(_remote_code_model(tmp_path, tiny_bert), _reviews(tmp_path), tmp_path, "--debug"))
+        main(_train(_remote_code_model(tmp_path, tiny_bert), writers.reviews(tmp_path), tmp_path, "--debug"))
 
 
-def test_texts_far_longer_than_max_length_are_truncated(tiny_bert, tmp_path):
-    from texttune import DataConfig, ModelConfig, Predictor, RunConfig, TrainConfig, train
+def test_texts_far_longer_than_max_length_are_truncated(tiny_bert, tmp_path, review_frame, run_config):
+    from texttune import Predictor, train
 
     frame = review_frame(24)
     frame.loc[::3, "text"] = frame.loc[::3, "text"].map(lambda t: " ".join([t] * 400))  # ~100x of 32 tokens
     path = tmp_path / "long.csv"
     frame.to_csv(path, index=False)
-    config = RunConfig(
-        data=DataConfig(data=str(path), validation_split=0.25),
-        model=ModelConfig(model=tiny_bert, max_length=32),
-        train=TrainConfig(
-            output=str(tmp_path / "run"), epochs=1.0, batch_size=8, progress=False, use_cpu=True
-        ),
-    )
+    # batch 8 and the model's default learning rate
+    config = run_config(tiny_bert, str(path), tmp_path / "run", batch_size=8, learning_rate=None)
     result = train(config)
     predictor = Predictor.load(result.output)
     long_text = frame.loc[0, "text"]

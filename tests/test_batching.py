@@ -4,7 +4,6 @@ import random
 
 import pytest
 
-from conftest import tiny_config
 from texttune import TrainConfig, train
 from texttune.batching import TokenBudgetBatchSampler, token_budget_batches
 from texttune.errors import ConfigError
@@ -38,8 +37,8 @@ def test_max_tokens_per_batch_must_be_sensible():
         TrainConfig(max_tokens_per_batch=0)
 
 
-def test_training_with_a_token_budget(tiny_bert, reviews_csv, tmp_path):
-    config = tiny_config(
+def test_training_with_a_token_budget(tiny_bert, reviews_csv, tmp_path, run_config):
+    config = run_config(
         tiny_bert,
         reviews_csv,
         tmp_path / "run",

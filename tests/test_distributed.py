@@ -10,14 +10,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import make_review
 from texttune import Predictor
 from texttune.cli import main
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
-def _distinct_reviews(path: Path, n: int) -> str:
+def _distinct_reviews(make_review, path: Path, n: int) -> str:
     rng = random.Random(11)
     texts: dict[str, str] = {}
     while len(texts) < n:
@@ -36,8 +35,8 @@ LAUNCHERS = {
 
 
 @pytest.mark.parametrize("launcher", ["torchrun", pytest.param("accelerate", marks=pytest.mark.slow)])
-def test_two_cpu_processes_share_the_data_and_rank0_writes(launcher, tiny_bert, tmp_path):
-    data = _distinct_reviews(tmp_path / "reviews.csv", 60)
+def test_two_cpu_processes_share_the_data_and_rank0_writes(launcher, tiny_bert, tmp_path, make_review):
+    data = _distinct_reviews(make_review, tmp_path / "reviews.csv", 60)
     out = tmp_path / "run"
     shards = tmp_path / "shards"
     env = dict(

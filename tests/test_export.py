@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import review_frame, tiny_config
 from texttune import Predictor, train
 from texttune.cli import main
 from texttune.errors import ConfigError, ModelError
@@ -19,11 +18,11 @@ TEXTS = ["the film was good fun", "awful boring plot", "really clever and moving
 
 
 @pytest.fixture(scope="module")
-def run(tiny_bert, tmp_path_factory):
+def run(tiny_bert, tmp_path_factory, review_frame, run_config):
     folder = tmp_path_factory.mktemp("export")
     data = folder / "reviews.csv"
     review_frame(80).to_csv(data, index=False)
-    config = tiny_config(tiny_bert, str(data), folder / "run", epochs=2)
+    config = run_config(tiny_bert, str(data), folder / "run", epochs=2)
     return train(config).output
 
 

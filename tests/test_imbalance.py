@@ -8,8 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import make_review
-from texttune import DataConfig, ModelConfig, Predictor, RunConfig, TrainConfig, train
+from texttune import Predictor, TrainConfig, train
 from texttune.errors import ConfigError
 from texttune.imbalance import make_weighted_loss, resolve_class_weights, tune_thresholds
 
@@ -74,7 +73,7 @@ def test_tune_thresholds_picks_best_f1_per_label():
     assert tune_thresholds(probs, labels) == [0.5, 0.25]  # perfect F1 in (0.2, 0.7] and (0.1, 0.25]
 
 
-def _imbalanced_csv(path, n: int = 64) -> str:
+def _imbalanced_csv(make_review, path, n: int = 64) -> str:
     rng = random.Random(5)
     rows = [
         {"text": make_review(rng, i % 8 == 0), "label": "spam" if i % 8 == 0 else "ham"} for i in range(n)
@@ -83,20 +82,10 @@ def _imbalanced_csv(path, n: int = 64) -> str:
     return str(path)
 
 
-def _config(tiny_bert, data, out, **train_kwargs):
-    settings = {"epochs": 1.0, "batch_size": 16, "learning_rate": 1e-3, "progress": False, "use_cpu": True}
-    settings.update(train_kwargs)
-    return RunConfig(
-        data=DataConfig(data=data, validation_split=0.25),
-        model=ModelConfig(model=tiny_bert, max_length=32),
-        train=TrainConfig(output=str(out), report=False, **settings),
-    )
-
-
-def test_class_weights_change_the_training_loss(tiny_bert, tmp_path):
-    data = _imbalanced_csv(tmp_path / "spam.csv")
-    plain = train(_config(tiny_bert, data, tmp_path / "plain"))
-    weighted = train(_config(tiny_bert, data, tmp_path / "weighted", class_weights="auto"))
+def test_class_weights_change_the_training_loss(tiny_bert, tmp_path, run_config, make_review):
+    data = _imbalanced_csv(make_review, tmp_path / "spam.csv")
+    plain = train(run_config(tiny_bert, data, tmp_path / "plain", report=False))
+    weighted = train(run_config(tiny_bert, data, tmp_path / "weighted", report=False, class_weights="auto"))
     first = [r["loss"] for r in plain.log_history if "loss" in r][0]
     first_weighted = [r["loss"] for r in weighted.log_history if "loss" in r][0]
     assert first != pytest.approx(first_weighted)  # same seed and data: only the loss weights differ
@@ -104,7 +93,7 @@ def test_class_weights_change_the_training_loss(tiny_bert, tmp_path):
     assert manifest["config"]["train"]["class_weights"] == "auto"
 
 
-def test_multi_label_thresholds_are_tuned_stored_and_used(tiny_bert, tmp_path):
+def test_multi_label_thresholds_are_tuned_stored_and_used(tiny_bert, tmp_path, run_config, make_review):
     rng = random.Random(2)
     rows = [
         {"text": make_review(rng, i % 2 == 0), "tags": ["pos"] if i % 2 == 0 else ["neg", "long"]}
@@ -112,7 +101,7 @@ def test_multi_label_thresholds_are_tuned_stored_and_used(tiny_bert, tmp_path):
     ]
     data = tmp_path / "multi.jsonl"
     pd.DataFrame(rows).to_json(data, orient="records", lines=True)
-    result = train(_config(tiny_bert, str(data), tmp_path / "multi", class_weights="auto"))
+    result = train(run_config(tiny_bert, str(data), tmp_path / "multi", report=False, class_weights="auto"))
     manifest = json.loads((result.output / "texttune.json").read_text())
     thresholds = manifest["thresholds"]
     assert len(thresholds) == 3 and all(0.05 <= t <= 0.95 for t in thresholds)

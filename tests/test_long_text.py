@@ -8,8 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import FILLER, NEGATIVE, POSITIVE
-from texttune import DataConfig, ModelConfig, Predictor, RunConfig, TrainConfig, train
+from texttune import ModelConfig, Predictor, train
 from texttune.errors import ConfigError
 from texttune.long_text import aggregate_windows, check_long_text, encode_long
 
@@ -21,12 +20,12 @@ def tokenizer(tiny_bert):
     return AutoTokenizer.from_pretrained(tiny_bert)
 
 
-def _long_text(n_words: int) -> str:
-    return " ".join(FILLER[i % len(FILLER)] for i in range(n_words))
+def _long_text(filler: list[str], n_words: int) -> str:
+    return " ".join(filler[i % len(filler)] for i in range(n_words))
 
 
-def test_head_tail_keeps_first_and_last_tokens(tokenizer):
-    text = "good " + _long_text(40) + " awful"
+def test_head_tail_keeps_first_and_last_tokens(tokenizer, review_words):
+    text = "good " + _long_text(review_words.filler, 40) + " awful"
     full = tokenizer(text)["input_ids"]
     encoded, documents = encode_long([text, "good fun"], tokenizer, 16, "head-tail", 0)
     ids = encoded["input_ids"][0]
@@ -38,8 +37,8 @@ def test_head_tail_keeps_first_and_last_tokens(tokenizer):
     assert encoded["input_ids"][1] == tokenizer("good fun")["input_ids"]  # short texts are untouched
 
 
-def test_sliding_windows_overlap_by_stride_and_cover_the_text(tokenizer):
-    text = _long_text(50)
+def test_sliding_windows_overlap_by_stride_and_cover_the_text(tokenizer, review_words):
+    text = _long_text(review_words.filler, 50)
     content = tokenizer(text)["input_ids"][1:-1]
     encoded, documents = encode_long([text], tokenizer, 16, "sliding", 4)
     windows = [w[1:-1] for w in encoded["input_ids"]]
@@ -78,28 +77,29 @@ def test_long_text_refuses_pairs_and_large_default_stride():
     assert check_long_text("sliding", 64, None, has_pairs=False) == 16
 
 
-def _long_reviews(path, n: int = 40) -> str:
+def _long_reviews(words, path, n: int = 40) -> str:
     rng = random.Random(3)
     rows = []
     for i in range(n):
         positive = i % 2 == 0
         # the label word sits at the end of a long text: truncation at 16 tokens cannot see it
-        words = rng.choices(FILLER, k=30) + rng.choices(POSITIVE if positive else NEGATIVE, k=2)
-        rows.append({"text": " ".join(words), "label": "positive" if positive else "negative"})
+        text = rng.choices(words.filler, k=30) + rng.choices(
+            words.positive if positive else words.negative, k=2
+        )
+        rows.append({"text": " ".join(text), "label": "positive" if positive else "negative"})
     pd.DataFrame(rows).to_csv(path, index=False)
     return str(path)
 
 
-def test_sliding_trains_and_predictor_averages_windows(tiny_bert, tmp_path):
-    data = _long_reviews(tmp_path / "long.csv")
-    config = RunConfig(
-        data=DataConfig(data=data, validation_split=0.25),
-        model=ModelConfig(model=tiny_bert, max_length=16, long_text="sliding", stride=4),
-        train=TrainConfig(
-            output=str(tmp_path / "run"), epochs=1.0, batch_size=16, learning_rate=1e-3, progress=False,
-            use_cpu=True, report=False,
-        ),
-    )  # fmt: skip
+def test_sliding_trains_and_predictor_averages_windows(tiny_bert, tmp_path, review_words, run_config):
+    data = _long_reviews(review_words, tmp_path / "long.csv")
+    config = run_config(
+        tiny_bert,
+        data,
+        tmp_path / "run",
+        model_options={"max_length": 16, "long_text": "sliding", "stride": 4},
+        report=False,
+    )
     result = train(config)
     manifest = json.loads((result.output / "texttune.json").read_text())
     assert manifest["long_text"] == "sliding" and manifest["stride"] == 4

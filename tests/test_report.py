@@ -4,23 +4,17 @@ import re
 
 import pytest
 
-from texttune import DataConfig, ModelConfig, RunConfig, TrainConfig, train
+from texttune import train
 from texttune.cli import main
 
 
-def _config(tiny_bert, data, out, **train_kwargs) -> RunConfig:
-    settings = {"epochs": 2.0, "batch_size": 16, "learning_rate": 1e-3, "progress": False, "use_cpu": True}
-    settings.update(train_kwargs)
-    return RunConfig(
-        data=DataConfig(data=data, validation_split=0.25),
-        model=ModelConfig(model=tiny_bert, max_length=32),
-        train=TrainConfig(output=str(out), logging_steps=1, **settings),
-    )
-
-
-def test_run_writes_self_contained_report_plots_and_model_card(tiny_bert, reviews_csv, tmp_path):
+def test_run_writes_self_contained_report_plots_and_model_card(tiny_bert, reviews_csv, tmp_path, run_config):
     pytest.importorskip("tensorboard")
-    run = train(_config(tiny_bert, reviews_csv, tmp_path / "run", report_to="tensorboard")).output
+    run = train(
+        run_config(
+            tiny_bert, reviews_csv, tmp_path / "run", epochs=2.0, logging_steps=1, report_to="tensorboard"
+        )
+    ).output
     for name in ("learning_curves.png", "confusion_matrix.png", "per_class_f1.png", "label_distribution.png"):
         assert (run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
 
@@ -54,8 +48,10 @@ def test_run_writes_self_contained_report_plots_and_model_card(tiny_bert, review
     assert events and events[0].stat().st_size > 0
 
 
-def test_no_report_and_tracker_errors(tiny_bert, reviews_csv, tmp_path, monkeypatch, capsys):
-    run = train(_config(tiny_bert, reviews_csv, tmp_path / "run", epochs=1.0, report=False)).output
+def test_no_report_and_tracker_errors(tiny_bert, reviews_csv, tmp_path, monkeypatch, capsys, run_config):
+    run = train(
+        run_config(tiny_bert, reviews_csv, tmp_path / "run", epochs=1.0, logging_steps=1, report=False)
+    ).output
     assert not (run / "report.html").exists() and not (run / "README.md").exists()
 
     import builtins

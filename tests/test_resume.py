@@ -17,8 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import review_frame
-from texttune import DataConfig, ModelConfig, RunConfig, TrainConfig, train
+from texttune import train
 from texttune.checkpoints import (
     RESUME_CONFIG_FILE,
     TRAINER_STATE_FILE,
@@ -61,7 +60,7 @@ def _complete_steps(root: Path) -> list[int]:
     ]
 
 
-def test_sigkill_at_a_random_step_then_resume_matches_an_uninterrupted_run(tiny_bert, tmp_path):
+def test_sigkill_at_a_random_step_then_resume_matches_an_uninterrupted_run(tiny_bert, tmp_path, review_frame):
     data = tmp_path / "reviews.csv"
     review_frame(80).to_csv(data, index=False)
     seed = int(os.environ.get("TEXTTUNE_KILL_SEED", random.randrange(10_000)))
@@ -134,18 +133,8 @@ def test_sigkill_at_a_random_step_then_resume_matches_an_uninterrupted_run(tiny_
     assert not work.exists() and not list(tmp_path.glob(".killed*"))
 
 
-def _config(tiny_bert: str, data: str, output: Path, **train_kwargs) -> RunConfig:
-    settings = {"epochs": 1.0, "batch_size": 16, "learning_rate": 1e-3, "progress": False, "use_cpu": True}
-    settings.update(train_kwargs)
-    return RunConfig(
-        data=DataConfig(data=data, validation_split=0.25),
-        model=ModelConfig(model=tiny_bert, max_length=32),
-        train=TrainConfig(output=str(output), **settings),
-    )
-
-
 def test_a_failed_run_keeps_its_checkpoints_and_resume_checks_options(
-    tiny_bert, reviews_csv, tmp_path, monkeypatch
+    tiny_bert, reviews_csv, tmp_path, monkeypatch, run_config
 ):
     from texttune import trainer as trainer_module
 
@@ -157,7 +146,7 @@ def test_a_failed_run_keeps_its_checkpoints_and_resume_checks_options(
     monkeypatch.setattr(trainer_module.TexttuneTrainer, "_save_checkpoint", crash_after_first_checkpoint)
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        train(_config(tiny_bert, reviews_csv, out, save_steps=1))
+        train(run_config(tiny_bert, reviews_csv, out, save_steps=1))
     work = tmp_path / ".run.partial"
     assert not out.exists()
     assert find_resume_checkpoint(work) == work / "checkpoints" / "checkpoint-1"
@@ -168,15 +157,15 @@ def test_a_failed_run_keeps_its_checkpoints_and_resume_checks_options(
         match=r"--resume continues a run started with other options: --learning-rate was 0.001, now 0.01; "
         r"give the same options, or start over with --overwrite",
     ):
-        train(_config(tiny_bert, reviews_csv, out, save_steps=1, learning_rate=1e-2, resume=True))
-    result = train(_config(tiny_bert, reviews_csv, out, save_steps=1, resume=True))
+        train(run_config(tiny_bert, reviews_csv, out, save_steps=1, learning_rate=1e-2, resume=True))
+    result = train(run_config(tiny_bert, reviews_csv, out, save_steps=1, resume=True))
     assert result.log_history[-1]["step"] == 3 and (out / "texttune.json").is_file()
     with pytest.raises(ConfigError, match=r"--resume: .*run is already a finished run, there is nothing"):
-        train(_config(tiny_bert, reviews_csv, out, save_steps=1, resume=True))
+        train(run_config(tiny_bert, reviews_csv, out, save_steps=1, resume=True))
 
 
 def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing(
-    tiny_bert, reviews_csv, tmp_path, monkeypatch
+    tiny_bert, reviews_csv, tmp_path, monkeypatch, run_config
 ):
     from texttune import trainer as trainer_module
 
@@ -185,13 +174,15 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing(
 
     monkeypatch.setattr(trainer_module.TexttuneTrainer, "training_step", crash)
     with pytest.raises(RuntimeError, match="boom"):
-        train(_config(tiny_bert, reviews_csv, tmp_path / "run"))
+        train(run_config(tiny_bert, reviews_csv, tmp_path / "run"))
     assert list(tmp_path.iterdir()) == [Path(reviews_csv)]
 
 
-def test_resume_without_a_checkpoint_trains_from_the_start(tiny_bert, reviews_csv, tmp_path, caplog):
+def test_resume_without_a_checkpoint_trains_from_the_start(
+    tiny_bert, reviews_csv, tmp_path, caplog, run_config
+):
     with caplog.at_level("WARNING", logger="texttune.training"):
-        result = train(_config(tiny_bert, reviews_csv, tmp_path / "run", resume=True))
+        result = train(run_config(tiny_bert, reviews_csv, tmp_path / "run", resume=True))
     assert "--resume: no complete checkpoint" in caplog.text
     assert (result.output / "texttune.json").is_file()
 
@@ -211,7 +202,7 @@ def test_checkpoint_completeness(tmp_path):
 
 
 def test_a_new_run_without_resume_says_it_discards_old_checkpoints(
-    tiny_bert, reviews_csv, tmp_path, monkeypatch, caplog
+    tiny_bert, reviews_csv, tmp_path, monkeypatch, caplog, run_config
 ):
     from texttune import trainer as trainer_module
 
@@ -226,7 +217,7 @@ def test_a_new_run_without_resume_says_it_discards_old_checkpoints(
 
     monkeypatch.setattr(trainer_module.TexttuneTrainer, "train", stop)
     with caplog.at_level("WARNING", logger="texttune.training"), pytest.raises(RuntimeError):
-        train(_config(tiny_bert, reviews_csv, tmp_path / "run"))
+        train(run_config(tiny_bert, reviews_csv, tmp_path / "run"))
     assert "discarding the checkpoints of an unfinished run in" in caplog.text
     assert "(pass --resume to continue it)" in caplog.text
     assert not checkpoint.exists()

@@ -19,7 +19,6 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from conftest import sentiment_manifest
 from texttune.artifacts import write_manifest  # noqa: E402
 from texttune.cli import main  # noqa: E402
 from texttune.inference import Predictor  # noqa: E402
@@ -30,7 +29,7 @@ TEXTS = ["good fun film", "awful boring plot", "the acting was really clever and
 
 
 @pytest.fixture(scope="module")
-def run_dir(tiny_bert, tmp_path_factory) -> str:
+def run_dir(tiny_bert, tmp_path_factory, sentiment_manifest) -> str:
     """A run folder with a (randomly initialised) classification head: serving does not need training."""
     import torch
     from transformers import AutoTokenizer, BertForSequenceClassification

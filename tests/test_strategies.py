@@ -11,7 +11,6 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from conftest import review_frame
 from texttune import DataConfig, ModelConfig, Predictor, RunConfig, TrainConfig, evaluate_run, train
 from texttune.cli import main
 from texttune.config import StrategyConfig
@@ -67,6 +66,8 @@ GRID = [
 ]
 #: Llama-style decoders: the strategies decoder models must support.
 GRID += [(s, "tiny_llama") for s in ("full", "partial", "lora")]
+#: The learning rate of every run here (conftest's quick runs use 1e-3).
+LEARNING_RATE = 1e-2
 
 
 class Recorder(TrainerCallback):
@@ -88,31 +89,26 @@ def strategy_config(name: str, **overrides) -> StrategyConfig:
     return StrategyConfig(**options)
 
 
-def run_config(model: str, data: str, output, strategy: StrategyConfig, **train_kwargs) -> RunConfig:
-    settings = {"epochs": 1.0, "batch_size": 16, "learning_rate": 1e-2, "progress": False, "use_cpu": True}
-    settings.update(train_kwargs)
-    return RunConfig(
-        data=DataConfig(data=data, validation_split=0.25),
-        model=ModelConfig(model=model, max_length=32),
-        train=TrainConfig(output=str(output), **settings),
-        strategy=strategy,
-    )
-
-
 @pytest.fixture(scope="module")
-def small_csv(tmp_path_factory) -> str:
+def small_csv(tmp_path_factory, review_frame) -> str:
     path = tmp_path_factory.mktemp("data") / "reviews.csv"
     review_frame(40).to_csv(path, index=False)  # 30 training rows: 2 steps of batch 16
     return str(path)
 
 
 @pytest.mark.parametrize(("strategy", "model_fixture"), GRID)
-def test_grid(strategy, model_fixture, small_csv, tmp_path, request):
+def test_grid(strategy, model_fixture, small_csv, tmp_path, request, run_config):
     model_path = request.getfixturevalue(model_fixture)
     recorder = Recorder()
     try:
         result = train(
-            run_config(model_path, small_csv, tmp_path / "run", strategy_config(strategy)),
+            run_config(
+                model_path,
+                small_csv,
+                tmp_path / "run",
+                strategy=strategy_config(strategy),
+                learning_rate=LEARNING_RATE,
+            ),
             callbacks=[recorder],
         )
     except ModelError as exc:
@@ -170,10 +166,18 @@ def test_grid(strategy, model_fixture, small_csv, tmp_path, request):
 
 
 @pytest.mark.parametrize(("strategy", "model_fixture"), sorted(UNSUPPORTED))
-def test_unsupported_combinations(strategy, model_fixture, small_csv, tmp_path, request):
+def test_unsupported_combinations(strategy, model_fixture, small_csv, tmp_path, request, run_config):
     model_path = request.getfixturevalue(model_fixture)
     with pytest.raises(ModelError, match=UNSUPPORTED[(strategy, model_fixture)]):
-        train(run_config(model_path, small_csv, tmp_path / "run", strategy_config(strategy)))
+        train(
+            run_config(
+                model_path,
+                small_csv,
+                tmp_path / "run",
+                strategy=strategy_config(strategy),
+                learning_rate=LEARNING_RATE,
+            )
+        )
     assert not (tmp_path / "run").exists()
 
 
@@ -207,14 +211,22 @@ def test_strategy_config_validation(options, message):
         StrategyConfig(**options)
 
 
-def test_model_dependent_errors(tiny_bert, small_csv, tmp_path):
+def test_model_dependent_errors(tiny_bert, small_csv, tmp_path, run_config):
     cases = [
         ({"strategy": "partial", "freeze_layers": 3}, r"--freeze-layers 3 exceeds the model's 2 layers"),
         ({"strategy": "lora", "target_modules": "q_proj"}, r"--target-modules q_proj not found in the model"),
     ]
     for options, message in cases:
         with pytest.raises(ConfigError, match=message):
-            train(run_config(tiny_bert, small_csv, tmp_path / "run", StrategyConfig(**options)))
+            train(
+                run_config(
+                    tiny_bert,
+                    small_csv,
+                    tmp_path / "run",
+                    strategy=StrategyConfig(**options),
+                    learning_rate=LEARNING_RATE,
+                )
+            )
 
 
 def test_partial_refuses_a_model_without_a_layer_list():
@@ -239,7 +251,7 @@ def test_negative_freeze_layers_keeps_top_layers_trainable(tiny_bert):
     assert not trains["bert.embeddings.word_embeddings.weight"] and trains["classifier.weight"]
 
 
-def test_freeze_runs_the_base_only_to_cache_features(tiny_bert, small_csv, tmp_path, monkeypatch):
+def test_freeze_runs_the_base_only_to_cache_features(tiny_bert, small_csv, tmp_path, monkeypatch, run_config):
     from texttune import heads
 
     calls = []
@@ -260,7 +272,10 @@ def test_freeze_runs_the_base_only_to_cache_features(tiny_bert, small_csv, tmp_p
     counter = Count()
     options = StrategyConfig(strategy="freeze", pooling="mean", head="mlp", head_hidden_size=8)
     result = train(
-        run_config(tiny_bert, small_csv, tmp_path / "run", options, epochs=5.0), callbacks=[counter]
+        run_config(
+            tiny_bert, small_csv, tmp_path / "run", strategy=options, learning_rate=LEARNING_RATE, epochs=5.0
+        ),
+        callbacks=[counter],
     )
     assert counter.begin == 2  # one batch of 30 training rows + one of 10 validation rows, before training
     assert counter.end == counter.begin  # 5 epochs and 5 evaluations without a single base forward pass
@@ -272,7 +287,9 @@ def test_freeze_runs_the_base_only_to_cache_features(tiny_bert, small_csv, tmp_p
         Predictor.load(result.output)
 
 
-def test_export_merged_lora_and_ia3_load_with_transformers_alone(tiny_bert, small_csv, tmp_path, capsys):
+def test_export_merged_lora_and_ia3_load_with_transformers_alone(
+    tiny_bert, small_csv, tmp_path, capsys, run_config
+):
     import shutil
 
     from transformers import AutoModelForSequenceClassification
@@ -280,7 +297,15 @@ def test_export_merged_lora_and_ia3_load_with_transformers_alone(tiny_bert, smal
     base = tmp_path / "base"
     shutil.copytree(tiny_bert, base)
     for strategy in ("lora", "ia3"):
-        run = train(run_config(str(base), small_csv, tmp_path / strategy, strategy_config(strategy))).output
+        run = train(
+            run_config(
+                str(base),
+                small_csv,
+                tmp_path / strategy,
+                strategy=strategy_config(strategy),
+                learning_rate=LEARNING_RATE,
+            )
+        ).output
         assert main(["export", str(run), "--output", str(tmp_path / "plain"), "--quiet"]) == 2
         assert "pass --merge" in capsys.readouterr().err
         out = tmp_path / f"{strategy}-merged"
@@ -301,13 +326,21 @@ def test_export_merged_lora_and_ia3_load_with_transformers_alone(tiny_bert, smal
     assert AutoModelForSequenceClassification.from_pretrained(str(tmp_path / "ia3-merged")) is not None
 
 
-def test_export_refuses_prompt_runs(tiny_bert, small_csv, tmp_path, capsys):
-    run = train(run_config(tiny_bert, small_csv, tmp_path / "run", strategy_config("prompt"))).output
+def test_export_refuses_prompt_runs(tiny_bert, small_csv, tmp_path, capsys, run_config):
+    run = train(
+        run_config(
+            tiny_bert,
+            small_csv,
+            tmp_path / "run",
+            strategy=strategy_config("prompt"),
+            learning_rate=LEARNING_RATE,
+        )
+    ).output
     assert main(["export", str(run), "--merge", "--output", str(tmp_path / "out"), "--quiet"]) == 2
     assert "a 'prompt' run cannot be exported as a plain transformers model" in capsys.readouterr().err
 
 
-def test_pretrain_then_train_and_mlm_first(tiny_bert, small_csv, tmp_path, capsys):
+def test_pretrain_then_train_and_mlm_first(tiny_bert, small_csv, tmp_path, capsys, review_frame, run_config):
     corpus = tmp_path / "domain.txt"
     corpus.write_text("\n".join(review_frame(40, seed=3)["text"]) + "\n\n", encoding="utf-8")
     adapted = tmp_path / "adapted"
@@ -330,7 +363,9 @@ def test_pretrain_then_train_and_mlm_first(tiny_bert, small_csv, tmp_path, capsy
     assert (tmp_path / "exported" / "model.safetensors").is_file()
 
     options = StrategyConfig(strategy="lora", mlm_first=str(corpus), mlm_epochs=1.0)
-    result = train(run_config(tiny_bert, small_csv, tmp_path / "both", options))
+    result = train(
+        run_config(tiny_bert, small_csv, tmp_path / "both", strategy=options, learning_rate=LEARNING_RATE)
+    )
     assert (result.output / "mlm_model" / "model.safetensors").is_file()
     assert not list(tmp_path.glob(".both*"))
     assert json.loads((result.output / "texttune.json").read_text())["config"]["strategy"]["mlm_first"]

@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import make_review, tiny_config
 from texttune import Predictor, evaluate_run, train
 from texttune.errors import ConfigError, DataError
 
@@ -17,11 +16,11 @@ def _state(model) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def test_two_steps_change_weights_and_save_round_trips(tiny_bert, reviews_csv, tmp_path):
+def test_two_steps_change_weights_and_save_round_trips(tiny_bert, reviews_csv, tmp_path, run_config):
     from transformers import AutoModel
 
     base = _state(AutoModel.from_pretrained(tiny_bert))
-    result = train(tiny_config(tiny_bert, reviews_csv, tmp_path / "run", batch_size=32))
+    result = train(run_config(tiny_bert, reviews_csv, tmp_path / "run", batch_size=32))
     assert result.log_history[-1]["step"] == 2  # 45 training rows / batch 32
     trained = result.model.state_dict()
     changed = [k for k in base if not torch.equal(base[k], trained["bert." + k].cpu())]
@@ -57,7 +56,7 @@ def test_bf16_without_a_gpu_trains_on_the_cpu_without_use_cpu(tmp_path):
     assert args.bf16 and args.use_cpu  # TrainingArguments refuses bf16 on a CPU it was not told of
 
 
-def test_bf16_autocasts_training_and_saves_fp32_weights(tiny_bert, reviews_csv, tmp_path):
+def test_bf16_autocasts_training_and_saves_fp32_weights(tiny_bert, reviews_csv, tmp_path, run_config):
     from transformers import TrainerCallback
 
     dtypes = set()
@@ -67,7 +66,7 @@ def test_bf16_autocasts_training_and_saves_fp32_weights(tiny_bert, reviews_csv, 
             query = model.bert.encoder.layer[0].attention.self.query
             query.register_forward_hook(lambda module, inputs, output: dtypes.add(output.dtype))
 
-    config = tiny_config(tiny_bert, reviews_csv, tmp_path / "run", precision="bf16")
+    config = run_config(tiny_bert, reviews_csv, tmp_path / "run", precision="bf16")
     result = train(config, callbacks=[RecordDtypes()])
     assert torch.bfloat16 in dtypes
     assert {p.dtype for p in result.model.parameters()} == {torch.float32}
@@ -80,39 +79,8 @@ def test_bf16_autocasts_training_and_saves_fp32_weights(tiny_bert, reviews_csv, 
     np.testing.assert_allclose(predictor.logits(texts), memory.logits.numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_run_folder_contents_and_label_names(tiny_bert, reviews_csv, tmp_path):
-    result = train(tiny_config(tiny_bert, reviews_csv, tmp_path / "run"))
-    run = result.output
-    for name in (
-        "model.safetensors",
-        "config.json",
-        "tokenizer.json",
-        "texttune.json",
-        "metrics.json",
-        "training_log.json",
-        "validation.parquet",
-        "confusion_matrix.png",
-        "report.txt",
-    ):
-        assert (run / name).is_file(), name
-    assert not list(run.glob("*.bin")) and not (run / "checkpoints").exists()
-    assert not list(tmp_path.glob(".run.partial"))
-    config = json.loads((run / "config.json").read_text())
-    assert config["id2label"] == {"0": "negative", "1": "positive"}
-    manifest = json.loads((run / "texttune.json").read_text())
-    assert manifest["label_names"] == ["negative", "positive"]
-    assert manifest["versions"]["transformers"].startswith("5.")
-    assert manifest["config"]["train"]["epochs"] == 1.0
-    metrics = json.loads((run / "metrics.json").read_text())
-    assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["samples"] == 15
-    prediction = Predictor.load(run).predict(["good fun"])[0]
-    assert prediction.label in {"negative", "positive"}
-    assert set(prediction.probabilities) == {"negative", "positive"}
-    assert sum(prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
-
-
-def test_evaluate_reproduces_stored_metrics(tiny_bert, reviews_csv, tmp_path):
-    result = train(tiny_config(tiny_bert, reviews_csv, tmp_path / "run"))
+def test_evaluate_reproduces_stored_metrics(tiny_bert, reviews_csv, tmp_path, run_config):
+    result = train(run_config(tiny_bert, reviews_csv, tmp_path / "run"))
     stored = json.loads((result.output / "metrics.json").read_text())
     again = evaluate_run(result.output).metrics
     for key, value in again.items():
@@ -120,30 +88,30 @@ def test_evaluate_reproduces_stored_metrics(tiny_bert, reviews_csv, tmp_path):
     assert (result.output / "evaluations" / "validation" / "confusion_matrix.png").is_file()
 
 
-def test_refuses_non_empty_output_and_overwrite_replaces(tiny_bert, reviews_csv, tmp_path):
+def test_refuses_non_empty_output_and_overwrite_replaces(tiny_bert, reviews_csv, tmp_path, run_config):
     out = tmp_path / "run"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     with pytest.raises(ConfigError, match=r"output folder .*run is not empty; pass --overwrite"):
-        train(tiny_config(tiny_bert, reviews_csv, out))
+        train(run_config(tiny_bert, reviews_csv, out))
     assert (out / "keep.txt").read_text() == "mine"
-    train(tiny_config(tiny_bert, reviews_csv, out, overwrite=True))
+    train(run_config(tiny_bert, reviews_csv, out, overwrite=True))
     assert not (out / "keep.txt").exists() and (out / "texttune.json").is_file()
 
 
-def test_bad_data_writes_nothing(tiny_bert, tmp_path):
+def test_bad_data_writes_nothing(tiny_bert, tmp_path, run_config):
     out = tmp_path / "run"
     with pytest.raises(DataError):
-        train(tiny_config(tiny_bert, str(tmp_path / "missing.csv"), out))
+        train(run_config(tiny_bert, str(tmp_path / "missing.csv"), out))
     assert not out.exists() and not list(tmp_path.glob(".run*"))
 
 
-def test_unknown_best_metric(tiny_bert, reviews_csv, tmp_path):
+def test_unknown_best_metric(tiny_bert, reviews_csv, tmp_path, run_config):
     with pytest.raises(ConfigError, match=r"--metric-for-best-model 'bleu' is not a metric of this task"):
-        train(tiny_config(tiny_bert, reviews_csv, tmp_path / "run", metric_for_best_model="bleu"))
+        train(run_config(tiny_bert, reviews_csv, tmp_path / "run", metric_for_best_model="bleu"))
 
 
-def test_pairs_multilabel_regression_train(tiny_bert, tmp_path):
+def test_pairs_multilabel_regression_train(tiny_bert, tmp_path, run_config, make_review):
     rng = random.Random(1)
     rows = []
     for i in range(48):
@@ -160,7 +128,7 @@ def test_pairs_multilabel_regression_train(tiny_bert, tmp_path):
     frame = pd.DataFrame(rows)
     pairs = tmp_path / "pairs.csv"
     frame[["sentence1", "sentence2", "label"]].to_csv(pairs, index=False)
-    run = train(tiny_config(tiny_bert, str(pairs), tmp_path / "pairs")).output
+    run = train(run_config(tiny_bert, str(pairs), tmp_path / "pairs")).output
     manifest = json.loads((run / "texttune.json").read_text())
     assert manifest["text_pair_column"] == "sentence2"
     predictor = Predictor.load(run)
@@ -168,7 +136,7 @@ def test_pairs_multilabel_regression_train(tiny_bert, tmp_path):
 
     multi = tmp_path / "multi.jsonl"
     frame.rename(columns={"sentence1": "text"})[["text", "tags"]].to_json(multi, orient="records", lines=True)
-    result = train(tiny_config(tiny_bert, str(multi), tmp_path / "multi"))
+    result = train(run_config(tiny_bert, str(multi), tmp_path / "multi"))
     assert Predictor.load(result.output).task == "multi_label"
     assert {"f1_micro", "subset_accuracy"} <= set(result.metrics)
     assert isinstance(Predictor.load(result.output).predict(["good"])[0].label, list)
@@ -177,26 +145,6 @@ def test_pairs_multilabel_regression_train(tiny_bert, tmp_path):
     frame[["sentence1", "score"]].rename(columns={"sentence1": "text", "score": "label"}).to_csv(
         reg, index=False
     )
-    result = train(tiny_config(tiny_bert, str(reg), tmp_path / "reg"))
+    result = train(run_config(tiny_bert, str(reg), tmp_path / "reg"))
     assert {"mse", "pearson", "spearman"} <= set(result.metrics)
     assert isinstance(Predictor.load(result.output).predict(["good"])[0].label, float)
-
-
-def test_predict_file_streams_with_columns(tiny_bert, reviews_csv, tmp_path):
-    run = train(tiny_config(tiny_bert, reviews_csv, tmp_path / "run")).output
-    predictor = Predictor.load(run, batch_size=8)
-    out = tmp_path / "preds.csv"
-    rows = predictor.predict_file(reviews_csv, out, chunk_size=7)
-    frame = pd.read_csv(out)
-    assert rows == len(frame) == 60
-    assert list(frame.columns) == [
-        "text",
-        "label",
-        "predicted_label",
-        "score",
-        "prob_negative",
-        "prob_positive",
-    ]
-    expected = [p.label for p in predictor.predict(pd.read_csv(reviews_csv)["text"].tolist())]
-    assert frame["predicted_label"].tolist() == expected
-    np.testing.assert_allclose(frame["prob_negative"] + frame["prob_positive"], 1.0, atol=1e-5)
