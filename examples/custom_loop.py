@@ -32,7 +32,6 @@ from texttune.config import DataConfig
 from texttune.data import load_training_data
 from texttune.metrics import evaluate_predictions, scalar_metrics
 from texttune.modeling import build_model, count_parameters, resolve_model_path
-from texttune.strategies import get_strategy
 from texttune.tokenization import load_tokenizer, make_collator, resolve_max_length, tokenize_dataset
 
 
@@ -113,12 +112,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     # The run folder: written under a hidden name and moved into place only when complete.
     trainable, total = count_parameters(model)
-    manifest = RunManifest(
-        task=data.task,
-        label_names=data.label_names,
-        text_column=data.text_column,
-        text_pair_column=data.text_pair_column,
-        label_column=data.label_column,
+    manifest = RunManifest.for_data(
+        data,
         max_length=max_length,
         base_model=args.model,
         trainable_parameters=trainable,
@@ -127,14 +122,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     with AtomicDir(args.output, overwrite=args.overwrite) as work:
         model.cpu()
-        save_run(
-            work,
-            strategy=get_strategy("full"),
-            model=model,
-            tokenizer=tokenizer,
-            manifest=manifest,
-            log_history=log,
-        )
+        save_run(work, model=model, tokenizer=tokenizer, manifest=manifest, log_history=log)
         write_validation_split(work, data.splits["validation"])  # `texttune evaluate RUN` scores it again
         write_evaluation(work, metrics, data.label_names, "validation")
     print(f"run saved to {args.output}")

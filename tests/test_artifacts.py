@@ -84,7 +84,6 @@ def test_the_committed_run_is_at_the_current_format_version():
 
 def test_save_run_writes_exactly_the_files_of_a_full_run(tiny_bert, tmp_path, sentiment_manifest):
     from texttune.modeling import build_model
-    from texttune.strategies import get_strategy
     from texttune.tokenization import load_tokenizer
 
     model = build_model(tiny_bert, task="single_label", label_names=["negative", "positive"]).eval()
@@ -94,7 +93,6 @@ def test_save_run_writes_exactly_the_files_of_a_full_run(tiny_bert, tmp_path, se
     work.mkdir()
     save_run(
         work,
-        strategy=get_strategy("full"),
         model=model,
         tokenizer=tokenizer,
         manifest=sentiment_manifest(tiny_bert),

@@ -111,6 +111,27 @@ class RunManifest:
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, ensure_ascii=False)
 
+    @classmethod
+    def for_data(cls, data, *, max_length: int, base_model: str, **fields: Any) -> RunManifest:
+        """The manifest of a run trained on ``data`` (a :class:`~texttune.data.PreparedData`).
+
+        Args:
+            data: The prepared data: task, label names and columns come from it.
+            max_length: The truncation length the model was trained with.
+            base_model: What ``--model`` named.
+            **fields: Any other field (``strategy``, ``config``, parameter counts, ...).
+        """
+        return cls(
+            task=data.task,
+            label_names=data.label_names,
+            text_column=data.text_column,
+            text_pair_column=data.text_pair_column,
+            label_column=data.label_column,
+            max_length=max_length,
+            base_model=base_model,
+            **fields,
+        )
+
 
 def library_versions() -> dict[str, str]:
     import importlib.metadata as md
@@ -276,7 +297,6 @@ def write_safetensors(path: Path, state_dict: dict[str, Any]) -> None:
 def save_run(
     work: Path,
     *,
-    strategy,
     model,
     tokenizer,
     manifest: RunManifest,
@@ -286,9 +306,11 @@ def save_run(
 ) -> None:
     """Write a trained run's model, tokenizer, manifest and training log into its work folder.
 
+    The strategy the manifest names writes the weights its way (see :meth:`Strategy.save
+    <texttune.strategies.Strategy.save>`).
+
     Args:
         work: The run's work folder (from :class:`AtomicDir`).
-        strategy: The run's :class:`~texttune.strategies.Strategy`; it writes the weights its way.
         model: The trained (prepared) model.
         tokenizer: The tokenizer the model was trained with.
         manifest: What the run is.
@@ -296,8 +318,10 @@ def save_run(
         state_dict: The full weights gathered from FSDP/DeepSpeed shards, when training was sharded.
         mlm_folder: ``--mlm-first``'s model folder, moved into the run as ``mlm_model/``.
     """
+    from .strategies import get_strategy
+
     # Weights go through save_pretrained, never Trainer.save_model (it adds a pickled training_args.bin).
-    strategy.save(model, work)
+    get_strategy(manifest.strategy).save(model, work)
     if state_dict is not None:
         model.save_pretrained(str(work), state_dict=state_dict)
     tokenizer.save_pretrained(str(work))

@@ -228,7 +228,6 @@ def train(config: RunConfig, *, callbacks: list | None = None) -> TrainResult:
         manifest = run_manifest(prepared)
         save_run(
             work,
-            strategy=prepared.strategy,
             model=prepared.model,
             tokenizer=prepared.tokenizer,
             manifest=manifest,
@@ -396,14 +395,10 @@ def _trained_state(trainer) -> dict[str, Any] | None:
 
 def run_manifest(prepared: PreparedRun) -> RunManifest:
     """What the run is: task, labels, columns, encoding, strategy, parameter counts and resolved config."""
-    data, config = prepared.data, prepared.config
+    config = prepared.config
     long_text = config.model.long_text
-    return RunManifest(
-        task=data.task,
-        label_names=data.label_names,
-        text_column=data.text_column,
-        text_pair_column=data.text_pair_column,
-        label_column=data.label_column,
+    return RunManifest.for_data(
+        prepared.data,
         max_length=prepared.max_length,
         base_model=config.model.model,
         strategy=prepared.strategy.name,
