@@ -229,26 +229,52 @@ def _multi_hot(labels: list[str], index: dict[str, int]) -> list[float]:
     return vector
 
 
+def drop_rows(
+    frame: pd.DataFrame,
+    flagged,
+    *,
+    where: str,
+    total: int,
+    column: str,
+    has: str,
+    strict: bool,
+    logged_as: str | None = None,
+) -> pd.DataFrame:
+    """Drop the rows ``flagged`` (a boolean mask) with a warning, or refuse them all under ``--strict``.
+
+    ``has`` words what is wrong with them (``"a missing label"``); ``logged_as`` words it in the warning
+    when that reads better otherwise.
+    """
+    count = int(np.asarray(flagged).sum())
+    if not count:
+        return frame
+    if strict:
+        raise DataError(
+            f"{where}: {count} of {total} rows have {has} in column {column!r}; fix or remove them, or leave "
+            "out --strict to skip them with a warning"
+        )
+    logger.warning(
+        "%s: dropped %d of %d rows with %s in column %r", where, count, total, logged_as or has, column
+    )
+    return frame[~np.asarray(flagged)]
+
+
 def _drop_unlabelled(
     frame: pd.DataFrame, sets: list[list[str]], split: LabelledRows, column: str, strict: bool
 ) -> pd.DataFrame:
     empty = np.array([not labels for labels in sets], dtype=bool)
     if not empty.any():
         return frame
-    count = int(empty.sum())
-    if strict:
-        raise DataError(
-            f"{split.where}: {count} of {len(frame)} rows have no label in column {column!r}; fix or remove them, "
-            f"or leave out --strict to skip them with a warning"
-        )
-    logger.warning(
-        "%s: dropped %d of %d rows with an empty label set in column %r",
-        split.where,
-        count,
-        len(frame),
-        column,
-    )
-    frame = frame[~empty].reset_index(drop=True)
+    frame = drop_rows(
+        frame,
+        empty,
+        where=split.where,
+        total=len(frame),
+        column=column,
+        has="no label",
+        strict=strict,
+        logged_as="an empty label set",
+    ).reset_index(drop=True)
     if frame.empty:
         raise DataError(
             f"{split.where} has no usable rows: every row has an empty label set in column {column!r}"

@@ -21,6 +21,7 @@ from ..tasks import LABELS, MULTI_LABEL, SINGLE_LABEL, TASKS, TEXT, TEXT_PAIR
 from .columns import Columns, resolve_columns
 from .labels import (
     LabelledRows,
+    drop_rows,
     encode_labels,
     is_listlike,
     is_missing,
@@ -105,39 +106,16 @@ def _clean_rows(
     )
     total = len(frame)
     for name, column in ((TEXT, columns.text), (TEXT_PAIR, columns.pair)):
-        if column is None:
-            continue
-        empty = frame[name].map(is_missing)
-        if empty.any():
-            count = int(empty.sum())
-            if strict:
-                raise DataError(
-                    f"{where}: {count} of {total} rows have an empty or missing text in column {column!r}; fix "
-                    f"or remove them, or leave out --strict to skip them with a warning"
-                )
-            logger.warning(
-                "%s: dropped %d of %d rows with an empty or missing text in column %r",
-                where,
-                count,
-                total,
-                column,
-            )
-            frame = frame[~empty]
+        if column is not None:
+            empty = frame[name].map(is_missing)
+            has = "an empty or missing text"
+            frame = drop_rows(frame, empty, where=where, total=total, column=column, has=has, strict=strict)
     missing = frame["label"].map(is_missing)
     if missing.all() and optional:
         logger.warning("%s has no labels in column %r; it is not used", where, columns.label)
         return None
-    if missing.any():
-        count = int(missing.sum())
-        if strict:
-            raise DataError(
-                f"{where}: {count} of {total} rows have a missing label in column {columns.label!r}; fix or "
-                f"remove them, or leave out --strict to skip them with a warning"
-            )
-        logger.warning(
-            "%s: dropped %d of %d rows with a missing label in column %r", where, count, total, columns.label
-        )
-        frame = frame[~missing]
+    has = "a missing label"
+    frame = drop_rows(frame, missing, where=where, total=total, column=columns.label, has=has, strict=strict)
     if frame.empty:
         raise DataError(
             f"{where} has no usable rows: all {total} rows have an empty text or a missing label "
