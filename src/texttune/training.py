@@ -247,7 +247,7 @@ def train(config: RunConfig, *, callbacks: list | None = None) -> TrainResult:
 def prepare(config: RunConfig) -> PreparedRun:
     """Check the options, read and tokenize the data, and build the model the strategy will train.
 
-    Everything that can fail on bad input fails here, before the run folder is touched.
+    Everything that can fail on bad input fails here, before the run folder is created.
     """
     from transformers import set_seed
 

@@ -183,10 +183,9 @@ class Strategy:
 
 
 @dataclass
-class _RunStrategyFields:
-    """The fields every run has, whatever its strategy: the strategy's name and continued pretraining."""
+class _PretrainFirstFields:
+    """Fields every run has, whatever its strategy: continued masked-LM pretraining before fine-tuning."""
 
-    strategy: str = field(default="full", metadata={"help": "What trains (see `texttune strategies`)."})
     mlm_first: str | None = field(
         default=None,
         metadata={
@@ -252,8 +251,7 @@ def _build_strategy_config() -> type:
         ("strategy", "str", field(default="full", metadata={"help": f"What trains: {summary}."})),
         *[
             (f.name, f.type, field(default=f.default, metadata=f.metadata))
-            for f in dataclasses.fields(_RunStrategyFields)
-            if f.name != "strategy"
+            for f in dataclasses.fields(_PretrainFirstFields)
         ],
     ]
     return dataclasses.make_dataclass(
