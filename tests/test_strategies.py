@@ -96,20 +96,20 @@ def small_csv(tmp_path_factory, review_frame) -> str:
     return str(path)
 
 
+def grid_config(run_config, model_path: str, data: str, tmp_path, strategy: str):
+    """The grid's run: ``strategy`` with its grid options on a tiny model, into ``tmp_path / "run"``."""
+    return run_config(
+        model_path, data, tmp_path / "run", strategy=strategy_config(strategy), learning_rate=LEARNING_RATE
+    )
+
+
 @pytest.mark.parametrize(("strategy", "model_fixture"), GRID)
 def test_grid(strategy, model_fixture, small_csv, tmp_path, request, run_config):
     model_path = request.getfixturevalue(model_fixture)
     recorder = Recorder()
     try:
         result = train(
-            run_config(
-                model_path,
-                small_csv,
-                tmp_path / "run",
-                strategy=strategy_config(strategy),
-                learning_rate=LEARNING_RATE,
-            ),
-            callbacks=[recorder],
+            grid_config(run_config, model_path, small_csv, tmp_path, strategy), callbacks=[recorder]
         )
     except ModelError as exc:
         # A release pair that cannot run this cell says so, naming the versions (see PrefixStrategy.check).
@@ -169,15 +169,7 @@ def test_grid(strategy, model_fixture, small_csv, tmp_path, request, run_config)
 def test_unsupported_combinations(strategy, model_fixture, small_csv, tmp_path, request, run_config):
     model_path = request.getfixturevalue(model_fixture)
     with pytest.raises(ModelError, match=UNSUPPORTED[(strategy, model_fixture)]):
-        train(
-            run_config(
-                model_path,
-                small_csv,
-                tmp_path / "run",
-                strategy=strategy_config(strategy),
-                learning_rate=LEARNING_RATE,
-            )
-        )
+        train(grid_config(run_config, model_path, small_csv, tmp_path, strategy))
     assert not (tmp_path / "run").exists()
 
 

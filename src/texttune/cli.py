@@ -433,15 +433,15 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_strategies(args: argparse.Namespace) -> int:
-    import dataclasses as dc
-
     from .strategies import get_strategy, strategy_names
 
     rows = [("name", "export", "options", "what trains")]
     for name in strategy_names():
         strategy = get_strategy(name)
         export = "onnx, plain" if strategy.plain_weights else "--merge" if strategy.mergeable else "-"
-        options = ", ".join(flag(f.name) for f in dc.fields(strategy.options)) if strategy.options else "-"
+        options = (
+            ", ".join(flag(f.name) for f in dataclasses.fields(strategy.options)) if strategy.options else "-"
+        )
         rows.append((name, export, options, strategy.summary))
     _print_table(rows)
     return 0
