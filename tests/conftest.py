@@ -170,6 +170,30 @@ def tiny_bert(tmp_path_factory) -> str:
     return str(folder)
 
 
+@pytest.fixture(scope="session")
+def tiny_bert_mean(tiny_bert, tmp_path_factory) -> str:
+    """``tiny_bert`` as a sentence-transformers checkpoint trained with mean pooling (modules.json)."""
+    import json
+    import shutil
+
+    folder = tmp_path_factory.mktemp("tiny-bert-mean") / "model"
+    shutil.copytree(tiny_bert, folder)
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+    ]
+    (folder / "modules.json").write_text(json.dumps(modules))
+    (folder / "1_Pooling").mkdir()
+    pooling = {
+        "word_embedding_dimension": 32,
+        "pooling_mode_cls_token": False,
+        "pooling_mode_mean_tokens": True,
+    }
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+    return str(folder)
+
+
 @pytest.fixture()
 def reviews_csv(tmp_path) -> str:
     path = tmp_path / "reviews.csv"

@@ -6,24 +6,15 @@ from texttune.config import DataConfig, ModelConfig, RunConfig, TrainConfig, loa
 from texttune.errors import ConfigError
 
 
-def test_defaults_follow_bert_recipe():
+def test_defaults_left_to_the_recipe():
     train = TrainConfig()
-    assert (train.learning_rate, train.batch_size, train.epochs, train.warmup_ratio) == (None, 32, 3.0, 0.1)
-
-
-def test_learning_rate_default_is_the_models_tuned_one_unless_given():
-    from texttune.training import with_defaults_resolved
-
-    def resolved(model, **train):
-        config = RunConfig(model=ModelConfig(model=model), train=TrainConfig(**train))
-        return with_defaults_resolved(config).train.learning_rate
-
-    assert resolved("minilm") == 1e-4  # the built-in model's tuned rate
-    assert resolved("bert-base-uncased") == 5e-5
-    assert resolved("minilm", learning_rate=3e-5) == 3e-5
-    config = RunConfig(model=ModelConfig(model="minilm"))
-    with_defaults_resolved(config)
-    assert config.train.learning_rate is None  # the caller's config is left as it was
+    assert (train.learning_rate, train.batch_size, train.epochs, train.warmup_ratio) == (
+        None,
+        None,
+        None,
+        0.1,
+    )
+    assert ModelConfig().pooling == "auto"
 
 
 def test_every_field_has_help():
@@ -49,6 +40,10 @@ def test_every_field_has_help():
             r"--label-delimiter .* --task regression",
         ),
         (lambda: ModelConfig(max_length=2), r"--max-length must be at least 8"),
+        (
+            lambda: ModelConfig(pooling="avg"),
+            r"--pooling 'avg' is not one of auto, pooler, cls, mean, max, last",
+        ),
         (lambda: TrainConfig(learning_rate=0), r"--learning-rate must be positive"),
         (lambda: TrainConfig(warmup_ratio=1.0), r"--warmup-ratio must be in \[0, 1\)"),
         (lambda: TrainConfig(precision="fp8"), r"--precision 'fp8' is not one of"),

@@ -144,7 +144,8 @@ def test_export_and_backend_errors(run, tmp_path, capsys, monkeypatch):
     manifest = json.loads((plain / "texttune.json").read_text())
     (plain / "texttune.json").write_text(json.dumps({**manifest, "strategy": "lora"}))
     with pytest.raises(
-        ConfigError, match="ONNX export supports runs of strategy full or partial; .* 'lora' run"
+        ConfigError,
+        match="ONNX export supports runs of strategy freeze or full or partial or setfit; .* 'lora' run",
     ):
         export_onnx(plain, tmp_path / "y")
 
@@ -153,3 +154,19 @@ def test_export_and_backend_errors(run, tmp_path, capsys, monkeypatch):
         ConfigError, match=r"needs onnxruntime; install it with: pip install \"texttune\[onnx\]\""
     ):
         export_onnx(run, tmp_path / "x")
+
+
+@pytest.mark.parametrize("strategy", ["setfit", "freeze"])
+def test_pooled_runs_export_to_onnx_with_parity(strategy, tiny_bert_mean, tmp_path, review_frame, run_config):
+    from texttune.config import StrategyConfig
+
+    data = tmp_path / "reviews.csv"
+    review_frame(80).to_csv(data, index=False)
+    options = StrategyConfig(strategy=strategy, setfit_pairs=64)
+    run = train(run_config(tiny_bert_mean, str(data), tmp_path / "run", strategy=options)).output
+    assert json.loads((run / "head.json").read_text())["pooling"] == "mean"
+    result = export_onnx(run, tmp_path / "deploy")
+    assert result.parity.label_agreement == 1.0 and result.parity.max_abs_diff < 1e-4
+    onnx = Predictor.load(tmp_path / "deploy")
+    assert onnx.backend == "onnx"
+    np.testing.assert_allclose(onnx.logits(TEXTS), Predictor.load(run).logits(TEXTS), atol=1e-4)

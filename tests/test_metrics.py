@@ -53,3 +53,18 @@ def test_report_and_picture(tmp_path):
     assert "accuracy" in text and "neg" in text
     path = plot_confusion_matrix(report["confusion_matrix"], ["neg", "pos"], tmp_path / "cm.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_model_that_predicts_one_class_is_flagged():
+    from texttune.metrics import ONE_CLASS, evaluate_predictions, format_report, one_class_advice
+
+    constant = evaluate_predictions(
+        "single_label", ["a", "b"], np.array([[2.0, 0.0]] * 4), np.array([0, 1, 0, 1])
+    )
+    assert constant["warning"] == ONE_CLASS == "predicts one class"
+    assert format_report(constant).startswith("WARNING: predicts one class")
+    assert "--strategy setfit" in one_class_advice(constant)
+    mixed = evaluate_predictions(
+        "single_label", ["a", "b"], np.array([[2.0, 0.0], [0.0, 1.0]]), np.array([0, 1])
+    )
+    assert "warning" not in mixed and one_class_advice(mixed) is None

@@ -67,3 +67,20 @@ def test_no_report_and_tracker_errors(tiny_bert, reviews_csv, tmp_path, monkeypa
     argv = ["train", "--data", reviews_csv, "--output", str(tmp_path / "o"), "--report-to", "tensorboard"]
     assert main(argv) == 2
     assert "--report-to tensorboard needs the tensorboard package: pip install" in capsys.readouterr().err
+
+
+def test_a_run_that_predicts_one_class_says_so_everywhere(tiny_bert, tmp_path, run_config, caplog):
+    import json
+
+    import pandas as pd
+
+    data = tmp_path / "same.csv"  # identical texts: any model gives every row the same prediction
+    pd.DataFrame({"text": ["the same words"] * 40, "label": ["negative", "positive"] * 20}).to_csv(
+        data, index=False
+    )
+    with caplog.at_level("WARNING", logger="texttune"):
+        run = train(run_config(tiny_bert, str(data), tmp_path / "run")).output
+    assert json.loads((run / "metrics.json").read_text())["warning"] == "predicts one class"
+    assert "the model predicts one class for every text" in caplog.text
+    page = (run / "report.html").read_text(encoding="utf-8")
+    assert "class='warning'>Warning (validation split): the model predicts one class" in page

@@ -50,6 +50,8 @@ STRATEGIES = {
     "prefix": ({}, _adapter("prompt_encoder")),
     "prompt": ({"num_virtual_tokens": 4}, _adapter("prompt_encoder")),
     "ptuning": ({"num_virtual_tokens": 4}, _adapter("prompt_encoder")),
+    # 32 pairs: 2 steps of batch 16; the head is fitted after training, by logistic regression
+    "setfit": ({"setfit_pairs": 32}, lambda name: not name.startswith("classifier.head.")),
 }
 #: Combinations that must fail with a clear error instead (see test_unsupported_combinations).
 UNSUPPORTED = {
@@ -66,6 +68,8 @@ GRID = [
 ]
 #: Llama-style decoders: the strategies decoder models must support.
 GRID += [(s, "tiny_llama") for s in ("full", "partial", "lora")]
+#: A checkpoint trained with mean pooling: the strategies that classify from a pooled head use it.
+GRID += [(s, "tiny_bert_mean") for s in ("full", "freeze", "partial", "lora", "ia3", "prompt", "setfit")]
 #: The learning rate of every run here (conftest's quick runs use 1e-3).
 LEARNING_RATE = 1e-2
 
@@ -146,6 +150,12 @@ def test_grid(strategy, model_fixture, small_csv, tmp_path, request, run_config)
     stored = json.loads((run / "metrics.json").read_text())
     assert stored["trainable_parameters"] == n_trainable
 
+    # a checkpoint's own pooling is used where the strategy can classify from a pooled head
+    if model_fixture == "tiny_bert_mean":
+        pooled = get_strategy(manifest["strategy"]).pooled_head
+        assert manifest["config"]["model"]["pooling"] == ("mean" if pooled else "pooler")
+        assert (run / "head.json").is_file() == pooled
+
     # logits shape and a finite loss from the in-memory model
     memory = Predictor(result.model, Predictor.load(run).tokenizer, Predictor.load(run).manifest)
     batch = memory.tokenizer(TEXTS, padding=True, return_tensors="pt")
@@ -190,7 +200,6 @@ def test_registry_lists_names_and_refuses_duplicates():
     ("options", "message"),
     [
         ({"head": "svm"}, r"--head 'svm' is not one of linear, mlp"),
-        ({"pooling": "max"}, r"--pooling 'max' is not one of auto, cls, mean, last"),
         ({"strategy": "partial"}, r"--strategy partial needs --freeze-layers N"),
         ({"lora_rank": 0}, r"--lora-rank must be positive, got 0"),
         ({"head_dropout": 1.0}, r"--head-dropout must be in \[0, 1\), got 1.0"),
@@ -262,11 +271,18 @@ def test_freeze_runs_the_base_only_to_cache_features(tiny_bert, small_csv, tmp_p
             self.end = len(calls)
 
     counter = Count()
-    options = StrategyConfig(strategy="freeze", pooling="mean", head="mlp", head_hidden_size=8)
+    options = StrategyConfig(strategy="freeze", head="mlp", head_hidden_size=8)
+    config = run_config(
+        tiny_bert,
+        small_csv,
+        tmp_path / "run",
+        strategy=options,
+        model_options={"pooling": "mean"},
+        learning_rate=LEARNING_RATE,
+        epochs=5.0,
+    )
     result = train(
-        run_config(
-            tiny_bert, small_csv, tmp_path / "run", strategy=options, learning_rate=LEARNING_RATE, epochs=5.0
-        ),
+        config,
         callbacks=[counter],
     )
     assert counter.begin == 2  # one batch of 30 training rows + one of 10 validation rows, before training
@@ -453,3 +469,51 @@ def test_minilm_strategies_learn_sms_spam(options, learning_rate, epochs, tmp_pa
     )
     texts = ["WINNER!! Claim your free prize now, text WIN to 80086", "see you at lunch tomorrow?"]
     np.testing.assert_allclose(Predictor.load(result.output).logits(texts), memory.logits(texts), atol=1e-5)
+
+
+def test_merged_export_of_a_pooled_run_says_how_to_load_it(tiny_bert_mean, small_csv, tmp_path, run_config):
+    from texttune.modeling import load_classifier
+
+    run = train(
+        run_config(tiny_bert_mean, small_csv, tmp_path / "run", strategy=strategy_config("lora"))
+    ).output
+    out = tmp_path / "merged"
+    assert main(["export", str(run), "--merge", "--output", str(out), "--quiet"]) == 0
+    assert not (out / "adapter_config.json").exists()
+    assert "load_classifier" in (out / "README.md").read_text() and (out / "head.json").is_file()
+    merged = load_classifier(out)
+    predictor = Predictor.load(run)
+    batch = predictor.tokenizer(TEXTS, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        np.testing.assert_allclose(
+            merged(**batch).logits.numpy(), predictor.logits(TEXTS), rtol=1e-4, atol=1e-5
+        )
+    assert merged.config.id2label == {0: "negative", 1: "positive"}
+
+
+def test_setfit_pairs_follow_the_labels():
+    from texttune.strategies.setfit import ROUNDS, sample_pairs
+
+    labels = [0, 0, 1, 1, 2, 2]
+    first, second, similarity = sample_pairs(labels, 10_000, np.random.default_rng(0))
+    assert len(first) == len(labels) * 2 * ROUNDS
+    for a, b, same in zip(first, second, similarity):
+        assert same == float(labels[a] == labels[b])
+    assert similarity.count(1.0) == similarity.count(0.0)
+    capped = sample_pairs(labels, 50, np.random.default_rng(0))
+    assert all(len(values) == 50 for values in capped)
+
+
+def test_setfit_refuses_other_tasks(tiny_bert, tmp_path, run_config):
+    import pandas as pd
+
+    data = tmp_path / "scores.csv"
+    pd.DataFrame({"text": ["good", "bad", "fine", "meh"] * 5, "label": [0.9, 0.1, 0.6, 0.4] * 5}).to_csv(
+        data, index=False
+    )
+    config = run_config(tiny_bert, str(data), tmp_path / "run", strategy=strategy_config("setfit"))
+    with pytest.raises(
+        ModelError, match=r"--strategy setfit trains single-label classifiers; use --strategy full"
+    ):
+        train(config)
+    assert not (tmp_path / "run").exists()

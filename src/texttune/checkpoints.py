@@ -133,15 +133,18 @@ def clear_for_resume(work: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-def check_resumable(output: Path, config: dict[str, Any]) -> None:
-    """Before any work: a finished run has nothing to resume, and a resumed run must keep its options."""
+def check_resumable(output: Path, config: dict[str, Any] | None = None) -> None:
+    """Before any work: a finished run has nothing to resume, and a resumed run must keep its options.
+
+    ``config`` (the resolved options) is compared with the interrupted run's when given.
+    """
     if (output / MANIFEST_FILE).is_file():
         raise ConfigError(
             f"--resume: {output} is already a finished run, there is nothing to resume; "
             "choose another --output, or pass --overwrite instead of --resume to train it again"
         )
     work = partial_dir(output)
-    if work.is_dir():
+    if work.is_dir() and config is not None:
         check_resume_config(work, config)
 
 

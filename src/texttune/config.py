@@ -26,6 +26,7 @@ from .options import (
     require_positive,
 )
 from .strategies import StrategyConfig
+from .tasks import POOLING_CHOICES
 
 TASKS = ("auto", "single_label", "multi_label", "regression")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -147,8 +148,18 @@ class ModelConfig:
             "--max-length."
         },
     )
+    pooling: str = field(
+        default="auto",
+        metadata={
+            "help": "How the classifier reads the token vectors: mean, cls (first token), max or last (last "
+            "real token) feed a linear head; pooler uses the architecture's own head (BERT's pooler on [CLS], "
+            "a decoder's last token). auto: the pooling a sentence-transformers checkpoint was trained with "
+            "(its modules.json), else pooler (freeze: last for decoders, else cls)."
+        },
+    )
 
     def __post_init__(self) -> None:
+        require_choice(self, "pooling", POOLING_CHOICES)
         if self.max_length is not None and self.max_length < 8:
             raise ConfigError(f"--max-length must be at least 8 tokens, got {self.max_length}")
         require_choice(self, "long_text", LONG_TEXT_MODES)
@@ -164,22 +175,35 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    """How to train. Defaults follow the BERT paper's fine-tuning recipe (Devlin et al., 2019, A.3):
-    learning rate 5e-5 (the top of its grid {5e-5, 3e-5, 2e-5}; a built-in model may bring its own tuned
-    rate), batch size 32, 3 epochs, linear decay after a 10% warmup, weight decay 0.01. Evaluation runs
-    every epoch and the best epoch is kept."""
+    """How to train. Defaults follow the BERT paper's fine-tuning recipe (Devlin et al., 2019, A.3) where
+    the data is large enough: batch size 32, 3 epochs, linear decay after a 10% warmup, weight decay 0.01;
+    evaluation every epoch, the best epoch kept. Smaller data gets a smaller batch and more epochs (at
+    least 100 optimizer steps), and the learning rate suits the strategy and model (see
+    :mod:`texttune.recipe`); a value given here always wins."""
 
     output: str | None = field(default=None, metadata={"help": "Folder to write the run into."})
     overwrite: bool = field(default=False, metadata={"help": "Replace --output if it already holds files."})
     learning_rate: float | None = field(
         default=None,
         metadata={
-            "help": "Peak learning rate (AdamW). Default: the built-in model's tuned rate (minilm: 1e-4), "
-            "else 5e-5."
+            "help": "Peak learning rate (AdamW). Default: the strategy's (lora, freeze: 1e-3; setfit: 2e-5; "
+            "see `texttune strategies`), else the built-in model's tuned rate (minilm: 1e-4), else 5e-5."
         },
     )
-    epochs: float = field(default=3.0, metadata={"help": "Number of passes over the training data."})
-    batch_size: int = field(default=32, metadata={"help": "Training batch size per device."})
+    epochs: float | None = field(
+        default=None,
+        metadata={
+            "help": "Number of passes over the training data. Default: 3, or more on small data so that "
+            "training takes at least 100 optimizer steps."
+        },
+    )
+    batch_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Training batch size per device. Default: 32, or 16 or 8 on small data (the largest that "
+            "gives 100 steps in 3 epochs)."
+        },
+    )
     eval_batch_size: int = field(default=64, metadata={"help": "Evaluation and prediction batch size."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
     warmup_ratio: float = field(

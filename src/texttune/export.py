@@ -200,15 +200,13 @@ def _logits_only(model):
 def _export(run: Path, folder: Path, quantize: str | None, weight_type: str | None) -> bool:
     """Write ``folder/model.onnx``; returns whether attention was fused."""
     import torch
-    from transformers import AutoModelForSequenceClassification
 
+    from .modeling import load_classifier
     from .tokenization import load_tokenizer
 
     try:
         # Eager attention: its traced graph is the pattern ONNX Runtime's optimizer fuses.
-        model = AutoModelForSequenceClassification.from_pretrained(
-            str(run), use_safetensors=True, attn_implementation="eager"
-        ).eval()
+        model = load_classifier(run, attn_implementation="eager")
     except (OSError, ValueError) as exc:
         raise ModelError(f"could not load the model of {run}: {str(exc).splitlines()[0]}") from exc
     tokenizer = load_tokenizer(str(run))

@@ -1,17 +1,27 @@
 """Pooling and classification heads over a transformer's token vectors.
 
 ``pool`` turns token vectors into one vector per text; :class:`ClassifierHead` is a linear or MLP head
-over pooled features; :class:`FrozenBaseClassifier` joins a frozen base model, a pooling rule and a head
-into one classifier (``--strategy freeze``), and :func:`extract_features` computes the pooled features
-of a tokenized dataset once, so the head can train on cached tensors.
+over pooled features; :class:`PooledClassifier` joins a base model, a pooling rule and a head into one
+classifier (used when a run pools the way its checkpoint was trained, see ``--pooling``), and
+:class:`FrozenBaseClassifier` is the same with the base frozen (``--strategy freeze``).
+:func:`extract_features` computes the pooled features of a tokenized dataset once, so a head can train
+on cached tensors.
+
+A pooled classifier is saved as a ``transformers`` base model (``config.json`` + ``model.safetensors``)
+plus ``head.safetensors`` and ``head.json`` (the head's layout and the pooling rule); the presence of
+``head.json`` is what marks a run folder as a pooled classifier.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from .tasks import POOLINGS
 
 #: Column of the cached-feature datasets that :func:`extract_features` returns.
 FEATURES = "features"
@@ -23,7 +33,8 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None, pooling: str
     Args:
         hidden: The base model's last hidden states.
         attention_mask: 1 for real tokens, 0 for padding (left or right); None means no padding.
-        pooling: ``cls`` (first token), ``mean`` (average of real tokens) or ``last`` (last real token).
+        pooling: ``cls`` (first token), ``mean`` (average of real tokens), ``max`` (per-dimension maximum
+            over real tokens) or ``last`` (last real token).
 
     Returns:
         A (batch, width) tensor.
@@ -35,6 +46,9 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None, pooling: str
     if pooling == "mean":
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+    if pooling == "max":
+        padding = (attention_mask == 0).unsqueeze(-1)
+        return hidden.masked_fill(padding, torch.finfo(hidden.dtype).min).max(1).values
     if pooling == "last":
         positions = torch.arange(hidden.shape[1], device=hidden.device)
         last = (positions * attention_mask.to(positions.dtype)).argmax(-1)
@@ -82,33 +96,39 @@ class ClassifierHead(nn.Module):
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
 
-class FrozenBaseClassifier(nn.Module):
-    """A frozen ``transformers`` base model, a pooling rule and a :class:`ClassifierHead`, as one classifier.
+class PooledClassifier(nn.Module):
+    """A ``transformers`` base model, a pooling rule and a :class:`ClassifierHead`, as one classifier.
 
     Called like a ``transformers`` classifier (``model(**batch).logits``); ``config`` is the base's config,
-    which carries the label names.
+    which carries the label names. ``save_pretrained``/``from_pretrained`` write and read the base model
+    folder plus ``head.safetensors`` and ``head.json``.
+
+    Example:
+        >>> model = PooledClassifier.from_pretrained("runs/full")  # doctest: +SKIP
+        >>> model(**tokenizer(["a text"], return_tensors="pt")).logits  # doctest: +SKIP
     """
 
     def __init__(self, base, head: ClassifierHead, pooling: str):
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
         self.base = base
         self.head = head
         self.pooling = pooling
-        for parameter in self.base.parameters():
-            parameter.requires_grad = False
 
     @property
     def config(self):
         return self.base.config
 
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.base.eval()  # the features were cached in eval mode: no dropout in the base, ever
-        return self
+    def get_input_embeddings(self):
+        return self.base.get_input_embeddings()
+
+    def resize_token_embeddings(self, size: int):
+        return self.base.resize_token_embeddings(size)
 
     def pooled(self, input_ids=None, attention_mask=None, **inputs) -> torch.Tensor:
         """The pooled base features of a tokenized batch."""
-        inputs = {k: v for k, v in inputs.items() if k != "labels"}
+        inputs = {k: v for k, v in inputs.items() if k in _BASE_INPUTS}
         hidden = self.base(input_ids=input_ids, attention_mask=attention_mask, **inputs).last_hidden_state
         return pool(hidden, attention_mask, self.pooling)
 
@@ -118,6 +138,112 @@ class FrozenBaseClassifier(nn.Module):
     def head_spec(self) -> dict[str, Any]:
         """What rebuilds the head: its layout plus the pooling rule."""
         return dict(self.head.spec, pooling=self.pooling)
+
+    def save_pretrained(self, folder: str | Path, state_dict: dict[str, Any] | None = None, **kwargs) -> None:
+        """Write the base model folder, ``head.safetensors`` and ``head.json`` into ``folder``.
+
+        Args:
+            folder: The folder to write into.
+            state_dict: Full weights to write instead of the module's own (gathered from FSDP shards).
+            **kwargs: Passed to the base model's ``save_pretrained``.
+        """
+        from .artifacts import HEAD_CONFIG_FILE, HEAD_WEIGHTS_FILE, write_json, write_safetensors
+
+        folder = Path(folder)
+        state_dict = state_dict if state_dict is not None else self.state_dict()
+        parts = {
+            part: {k[len(part) + 1 :]: v for k, v in state_dict.items() if k.startswith(part + ".")}
+            for part in ("base", "head")
+        }
+        self.base.save_pretrained(str(folder), state_dict=parts["base"], **kwargs)
+        write_safetensors(folder / HEAD_WEIGHTS_FILE, parts["head"])
+        write_json(folder / HEAD_CONFIG_FILE, self.head_spec())
+
+    @classmethod
+    def from_pretrained(
+        cls, folder: str | Path, *, base: str | Path | None = None, head_weights: bool = True, **kwargs
+    ):
+        """Load a classifier written by :meth:`save_pretrained`, in eval mode.
+
+        Args:
+            folder: The folder holding ``head.json`` (and, unless ``base`` is given, the base model).
+            base: Load the base model from this folder or hub id instead (adapter runs keep only the
+                adapter and the head).
+            head_weights: Load ``head.safetensors``; False leaves the head freshly initialised (an adapter
+                run carries the trained head in its adapter file).
+            **kwargs: Passed to ``AutoModel.from_pretrained`` (e.g. ``attn_implementation``).
+
+        Raises:
+            ModelError: A file is missing or the head weights do not match ``head.json``.
+        """
+        from safetensors.torch import load_file
+
+        from .artifacts import HEAD_CONFIG_FILE, HEAD_WEIGHTS_FILE, MODEL_CONFIG_FILE, require_files
+        from .errors import ModelError
+
+        folder = Path(folder)
+        require_files(
+            folder, [HEAD_CONFIG_FILE, MODEL_CONFIG_FILE] + ([HEAD_WEIGHTS_FILE] if head_weights else [])
+        )
+        from transformers import AutoConfig
+
+        spec = json.loads((folder / HEAD_CONFIG_FILE).read_text(encoding="utf-8"))
+        pooling = spec.pop("pooling")
+        config = AutoConfig.from_pretrained(str(folder))  # the run's: it carries the label names
+        model = cls(load_base_model(str(base or folder), config, **kwargs), ClassifierHead(spec), pooling)
+        if head_weights:
+            try:
+                model.head.load_state_dict(load_file(str(folder / HEAD_WEIGHTS_FILE)))
+            except RuntimeError as exc:
+                raise ModelError(
+                    f"{folder / HEAD_WEIGHTS_FILE} does not match {HEAD_CONFIG_FILE}; retrain the run"
+                ) from exc
+        return model.eval()
+
+
+#: Keyword arguments of a tokenized batch that reach the base model (labels and peft's extras do not).
+_BASE_INPUTS = ("token_type_ids", "position_ids", "inputs_embeds")
+
+
+def load_base_model(path: str, config=None, **kwargs):
+    """The bare ``transformers`` encoder/decoder of a checkpoint, without the pooler it does not use.
+
+    BERT-style bases are built without their pooling layer (``add_pooling_layer=False``): a pooled
+    classifier never calls it, and unused trained parameters break distributed training.
+    """
+    import inspect
+
+    from transformers import AutoConfig, AutoModel
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING
+
+    config = config or AutoConfig.from_pretrained(path)
+    kwargs.setdefault("use_safetensors", True)
+    model_class = MODEL_MAPPING.get(type(config), None)
+    if model_class is not None and "add_pooling_layer" in inspect.signature(model_class.__init__).parameters:
+        kwargs["add_pooling_layer"] = False
+    from transformers.utils import logging as transformers_logging
+
+    # Without its pooler, a BERT checkpoint's pooler weights are "unexpected": a load report not worth showing.
+    level = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    try:
+        return AutoModel.from_pretrained(path, config=config, **kwargs)
+    finally:
+        transformers_logging.set_verbosity(level)
+
+
+class FrozenBaseClassifier(PooledClassifier):
+    """A :class:`PooledClassifier` whose base never trains (``--strategy freeze``)."""
+
+    def __init__(self, base, head: ClassifierHead, pooling: str):
+        super().__init__(base, head, pooling)
+        for parameter in self.base.parameters():
+            parameter.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.base.eval()  # the features were cached in eval mode: no dropout in the base, ever
+        return self
 
 
 @torch.no_grad()

@@ -15,6 +15,8 @@ logger = logging.getLogger(__name__)
 
 #: Multi-label decision threshold on each label's sigmoid probability.
 DEFAULT_THRESHOLD = 0.5
+#: ``metrics.json``'s ``warning`` when every prediction is the same class.
+ONE_CLASS = "predicts one class"
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -120,7 +122,19 @@ def _single_label(label_names: list[str], logits: np.ndarray, labels: np.ndarray
             for i, name in enumerate(label_names)
         },
         "confusion_matrix": confusion_matrix(labels, preds, labels=ids).tolist(),
+        **({"warning": ONE_CLASS} if len(label_names) > 1 and len(set(preds.tolist())) == 1 else {}),
     }
+
+
+def one_class_advice(report: dict[str, Any]) -> str | None:
+    """What to tell a user whose model predicts one class for every text, or None if it does not."""
+    if report.get("warning") != ONE_CLASS:
+        return None
+    return (
+        "the model predicts one class for every text: it learned nothing beyond the majority label. Train "
+        "longer or with a larger learning rate (--epochs, --learning-rate), check the labels, or for a few "
+        "examples per class use --strategy setfit"
+    )
 
 
 def _multi_label(
@@ -161,8 +175,9 @@ def _regression(preds: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """A plain-text table of a report: scalar metrics, then one row per class."""
-    lines = [f"{name:<18}{value:.4f}" for name, value in scalar_metrics(report).items() if name != "samples"]
+    """A plain-text table of a report: any warning, the scalar metrics, then one row per class."""
+    lines = [f"WARNING: {report['warning']}"] if report.get("warning") else []
+    lines += [f"{name:<18}{value:.4f}" for name, value in scalar_metrics(report).items() if name != "samples"]
     per_class = report.get("per_class")
     if per_class:
         width = max(12, *(len(n) + 2 for n in per_class))

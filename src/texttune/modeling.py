@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .assets import resolve_builtin_model
 from .errors import ModelError
-from .tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL
+from .tasks import MULTI_LABEL, POOLINGS, REGRESSION, SINGLE_LABEL
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +99,89 @@ def check_model_folder(path: str, *, allow_pickle: bool = False, trust_remote_co
             )
 
 
+#: sentence-transformers' pooling flags (``1_Pooling/config.json``) -> our pooling rule, most telling first.
+_SENTENCE_TRANSFORMERS_POOLING = {
+    "pooling_mode_lasttoken": "last",
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_mean_tokens": "mean",
+}
+
+
+def checkpoint_pooling(model_path: str) -> str | None:
+    """How a sentence-transformers checkpoint pools its token vectors (``mean``, ``cls``, ...), else None.
+
+    Read from the checkpoint's ``modules.json`` and the pooling module's ``config.json`` (a local folder, or
+    a hub repo when the hub is reachable). Its ``Normalize`` step is not copied: a classification head is
+    scale-sensitive and learns its own scale (SetFit's heads also read unnormalised embeddings).
+
+    Example:
+        >>> checkpoint_pooling(resolve_model_path("minilm"))  # doctest: +SKIP
+        'mean'
+    """
+    modules = _checkpoint_json(model_path, "modules.json")
+    if not isinstance(modules, list):
+        return None
+    folder = next((m.get("path") for m in modules if str(m.get("type", "")).endswith(".Pooling")), None)
+    if folder is None:
+        return None
+    settings = _checkpoint_json(model_path, f"{folder}/config.json") or {}
+    chosen = [rule for flag, rule in _SENTENCE_TRANSFORMERS_POOLING.items() if settings.get(flag)]
+    if len(chosen) != 1:
+        if chosen:
+            logger.info("%s pools several ways (%s); using the architecture's own head", model_path, chosen)
+        return None
+    return chosen[0]
+
+
+def _checkpoint_json(model_path: str, name: str):
+    folder = Path(model_path)
+    try:
+        if folder.is_dir():
+            return json.loads((folder / name).read_text(encoding="utf-8"))
+        from huggingface_hub import hf_hub_download
+
+        return json.loads(Path(hf_hub_download(model_path, name)).read_text(encoding="utf-8"))
+    except Exception:  # absent, unreachable or unreadable: the checkpoint just says nothing about pooling
+        return None
+
+
+def resolve_pooling(requested: str, model_path: str, strategy) -> str:
+    """The pooling a run uses: ``--pooling`` as given, or for ``auto`` the checkpoint's own.
+
+    ``auto`` is the sentence-transformers pooling the checkpoint was trained with, where the strategy can
+    classify from a pooled head; else ``pooler`` (the architecture's own head), or for a strategy that
+    needs pooled features, the last real token of decoder models and the first token of others.
+
+    Raises:
+        ConfigError: The strategy cannot classify the requested way; the message names the choices.
+    """
+    from .errors import ConfigError
+
+    if requested == "pooler" and not strategy.native_head:
+        raise ConfigError(
+            f"--strategy {strategy.name} trains a head on pooled features; use --pooling {', '.join(POOLINGS)} or auto"
+        )
+    if requested in POOLINGS and not strategy.pooled_head:
+        raise ConfigError(
+            f"--strategy {strategy.name} classifies with the model's own head; use --pooling pooler or auto"
+        )
+    if requested != "auto":
+        return requested
+    own = checkpoint_pooling(model_path) if strategy.pooled_head else None
+    if own is not None:
+        return own
+    if strategy.native_head:
+        return "pooler"
+    from transformers import AutoConfig
+
+    try:
+        model_config = AutoConfig.from_pretrained(model_path)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"could not load model {model_path!r}: {str(exc).splitlines()[0]}") from exc
+    return "last" if is_decoder_model(model_config) else "cls"
+
+
 def build_model(
     model_path: str,
     *,
@@ -107,10 +190,14 @@ def build_model(
     tokenizer=None,
     trust_remote_code: bool = False,
     allow_pickle: bool = False,
+    pooling: str = "pooler",
 ):
     """Load ``model_path`` with a fresh classification head for ``label_names`` (or one output for regression).
 
-    Label names go into the config (``id2label``/``label2id``) so every saved copy predicts names.
+    Label names go into the config (``id2label``/``label2id``) so every saved copy predicts names. With
+    ``pooling="pooler"`` the model is the architecture's ``AutoModelForSequenceClassification``; with a
+    pooling rule (``mean``, ``cls``, ``max``, ``last``) it is a :class:`texttune.heads.PooledClassifier`:
+    the bare base model, that pooling and a linear head.
 
     Example:
         >>> model = build_model("path/to/bert", task="single_label", label_names=["neg", "pos"])  # doctest: +SKIP
@@ -129,12 +216,15 @@ def build_model(
             problem_type=PROBLEM_TYPES[task],
             trust_remote_code=trust_remote_code,
         )
-        model = AutoModelForSequenceClassification.from_pretrained(
-            model_path,
-            config=config,
-            trust_remote_code=trust_remote_code,
-            use_safetensors=None if allow_pickle else True,
-        )
+        if pooling == "pooler":
+            model = AutoModelForSequenceClassification.from_pretrained(
+                model_path,
+                config=config,
+                trust_remote_code=trust_remote_code,
+                use_safetensors=None if allow_pickle else True,
+            )
+        else:
+            model = _pooled_classifier(model_path, config, pooling, allow_pickle, trust_remote_code)
     except ValueError as exc:
         message = str(exc).splitlines()[0]
         if "trust_remote_code" in message:
@@ -147,6 +237,59 @@ def build_model(
     if tokenizer is not None:
         align_pad_token(model, tokenizer)
     return model
+
+
+def _pooled_classifier(model_path: str, config, pooling: str, allow_pickle: bool, trust_remote_code: bool):
+    from .heads import ClassifierHead, PooledClassifier, load_base_model
+
+    base = load_base_model(
+        model_path,
+        config,
+        trust_remote_code=trust_remote_code,
+        use_safetensors=None if allow_pickle else True,
+    )
+    spec = {
+        "head": "linear",
+        "input_size": config.hidden_size,
+        "hidden_size": config.hidden_size,
+        "layers": 0,
+        "dropout": _dropout(config),
+        "batchnorm": False,
+        "num_labels": config.num_labels,
+        "problem_type": config.problem_type,
+    }
+    return PooledClassifier(base, ClassifierHead(spec), pooling)
+
+
+def _dropout(config) -> float:
+    """The dropout the architecture's own head uses before its classifier."""
+    for name in ("classifier_dropout", "hidden_dropout_prob", "seq_classif_dropout", "dropout"):
+        value = getattr(config, name, None)
+        if isinstance(value, float):
+            return value
+    return 0.1
+
+
+def load_classifier(folder: str | Path, **kwargs):
+    """Load the classifier of a run folder (or exported folder) in eval mode: pooled when it has ``head.json``.
+
+    Args:
+        folder: A folder written by ``save_pretrained`` (a run of a plain-weights strategy, a merged export).
+        **kwargs: Passed to ``from_pretrained`` (e.g. ``attn_implementation="eager"``).
+
+    Example:
+        >>> model = load_classifier("runs/demo")  # doctest: +SKIP
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    from .artifacts import HEAD_CONFIG_FILE
+    from .heads import PooledClassifier
+
+    if (Path(folder) / HEAD_CONFIG_FILE).is_file():
+        return PooledClassifier.from_pretrained(folder, **kwargs)
+    return AutoModelForSequenceClassification.from_pretrained(
+        str(folder), use_safetensors=True, **kwargs
+    ).eval()
 
 
 def is_decoder_model(model_config) -> bool:

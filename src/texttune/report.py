@@ -25,7 +25,13 @@ from .artifacts import (
     REPORT_HTML_FILE,
     RunManifest,
 )
-from .metrics import default_best_metric, format_report, plot_confusion_matrix, scalar_metrics
+from .metrics import (
+    default_best_metric,
+    format_report,
+    one_class_advice,
+    plot_confusion_matrix,
+    scalar_metrics,
+)
 from .tasks import LABELS, MULTI_LABEL, REGRESSION
 
 if TYPE_CHECKING:  # annotations only: the data package loads pandas and datasets
@@ -254,6 +260,7 @@ _CSS = (
     "table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;"
     "text-align:left}th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee}"
     "h2{border-bottom:1px solid #ddd;padding-bottom:.2em}code{background:#f3f3f3;padding:0 .2em}"
+    ".warning{background:#fff3cd;border:1px solid #e0a800;padding:.6em;font-weight:bold}"
 )
 
 
@@ -279,6 +286,10 @@ def render_html(inputs: ReportInputs, plots: dict[str, Path]) -> str:
             ("", ""),
         ),
     ]
+    for title, metrics in (("validation", inputs.metrics), ("test", inputs.test_metrics)):
+        advice = one_class_advice(metrics or {})
+        if advice:
+            parts.append(f"<p class='warning'>Warning ({title} split): {html.escape(advice)}.</p>")
     if inputs.metrics:
         parts += ["<h2>Validation metrics</h2>", _table(_metric_rows(inputs.metrics), ("metric", "value"))]
         per_class = inputs.metrics.get("per_class")

@@ -9,7 +9,6 @@ them (see ``examples/custom_loop.py``).
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import shutil
@@ -32,7 +31,6 @@ from .artifacts import (
     write_manifest,
     write_validation_split,
 )
-from .assets import default_learning_rate
 from .checkpoints import (
     check_resumable,
     clear_for_resume,
@@ -56,8 +54,15 @@ from .errors import ConfigError
 from .hardware import cpu_has_native_bf16
 from .imbalance import make_weighted_loss, resolve_class_weights, tune_thresholds
 from .long_text import DOCUMENT_ID, SLIDING, check_long_text, document_compute_metrics, tokenize_splits
-from .metrics import DEFAULT_THRESHOLD, best_metric, check_metric_name, make_compute_metrics
+from .metrics import (
+    DEFAULT_THRESHOLD,
+    best_metric,
+    check_metric_name,
+    make_compute_metrics,
+    one_class_advice,
+)
 from .modeling import build_model, check_model_folder, count_parameters, resolve_model_path
+from .recipe import resolve_defaults
 from .strategies import get_strategy
 from .tasks import LABELS, MULTI_LABEL, TEXT, TEXT_PAIR
 from .tokenization import load_tokenizer, make_collator, resolve_max_length
@@ -217,8 +222,14 @@ def train(config: RunConfig, *, callbacks: list | None = None) -> TrainResult:
         started = time.perf_counter()
         trainer, inputs = build_trainer(prepared, args, work, callbacks)
         train_output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-        seconds = time.perf_counter() - started
         state_dict = _trained_state(trainer)
+        prepared.strategy.finish(
+            prepared.model,
+            prepared.encoded,
+            make_collator(prepared.tokenizer),
+            batch_size=config.train.eval_batch_size,
+        )
+        seconds = time.perf_counter() - started
         if not trainer.is_world_process_zero():
             logger.info(
                 "process %d of %d: the run is written by process 0", args.process_index, args.world_size
@@ -253,13 +264,12 @@ def prepare(config: RunConfig) -> PreparedRun:
 
     if not config.train.output:
         raise ConfigError("no output folder given; pass --output DIR")
-    config = with_defaults_resolved(config)
     if not config.data.data:
         raise ConfigError(
             "no training data given; pass --data FILE or a built-in name (see `texttune datasets`)"
         )
     if config.train.resume:
-        check_resumable(Path(config.train.output), config.to_dict())
+        check_resumable(Path(config.train.output))
     output = check_output_dir(config.train.output, config.train.overwrite)
     check_engine_options(config.train.fsdp, config.train.deepspeed)
     _check_trackers(config.train.report_to)
@@ -276,6 +286,9 @@ def prepare(config: RunConfig) -> PreparedRun:
     check_model_folder(
         model_path, allow_pickle=config.model.allow_pickle, trust_remote_code=config.model.trust_remote_code
     )
+    config = resolve_defaults(config, strategy, len(data.splits["train"]), model_path)
+    if config.train.resume:
+        check_resumable(output, config.to_dict())
     tokenizer = load_tokenizer(model_path, trust_remote_code=config.model.trust_remote_code)
     max_length = resolve_max_length(tokenizer, config.model.max_length)
     long_text = config.model.long_text
@@ -294,6 +307,7 @@ def prepare(config: RunConfig) -> PreparedRun:
         tokenizer=tokenizer,
         trust_remote_code=config.model.trust_remote_code,
         allow_pickle=config.model.allow_pickle,
+        pooling=config.model.pooling,
     )
     model = strategy.prepare(model, config.strategy.options_for())
     trainable, total = count_parameters(model)
@@ -425,6 +439,9 @@ def finish_run(
     if data.task == MULTI_LABEL and config.train.tune_thresholds and prepared.has_validation:
         _tune_thresholds(work, manifest, data)
     metrics, test_metrics = _final_evaluation(work, data)
+    advice = one_class_advice(metrics) or one_class_advice(test_metrics or {})
+    if advice:
+        logger.warning("WARNING: %s", advice)
     metrics["train_seconds"] = round(train_seconds, 2)
     metrics["train_samples_per_second"] = round(
         float(train_output.metrics.get("train_samples_per_second", 0)), 3
@@ -516,15 +533,6 @@ def _point_trackers_at(trainer, run: Path) -> None:
     for callback in trainer.callback_handler.callbacks:
         if isinstance(callback, TensorBoardCallback) and callback.logging_dir is None:
             callback.logging_dir = str(run / TENSORBOARD_DIR)
-
-
-def with_defaults_resolved(config: RunConfig) -> RunConfig:
-    """A copy of ``config`` with the model-dependent defaults filled in, as the run folder records them."""
-    if config.train.learning_rate is not None:
-        return config
-    resolved = copy.deepcopy(config)
-    resolved.train.learning_rate = default_learning_rate(config.model.model)
-    return resolved
 
 
 def _continue_pretraining(config: RunConfig, model_path: str, output: Path) -> Path:

@@ -117,11 +117,24 @@ class Strategy:
     summary: ClassVar[str] = ""
     #: The dataclass of this strategy's own options (fields become flags and YAML keys), or None.
     options: ClassVar[type | None] = None
-    #: The run folder holds the whole classifier as plain ``transformers`` weights: it exports to ONNX and
-    #: loads with ``AutoModelForSequenceClassification`` alone.
+    #: The run folder holds the whole classifier's weights (a ``transformers`` model, plus ``head.*`` files
+    #: when it classifies from a pooled head): it exports to ONNX and loads without its base checkpoint.
     plain_weights: ClassVar[bool] = True
     #: ``texttune export --merge`` folds the trained parameters into plain weights.
     mergeable: ClassVar[bool] = False
+    #: Can classify with the architecture's own head (``--pooling pooler``).
+    native_head: ClassVar[bool] = True
+    #: Can classify from a head over pooled token vectors (``--pooling mean|cls|max|last``).
+    pooled_head: ClassVar[bool] = True
+    #: The learning rate when ``--learning-rate`` is not given; None: the model's (see :mod:`texttune.recipe`).
+    learning_rate: ClassVar[float | None] = None
+
+    #: Epochs when ``--epochs`` is not given and the data is large enough (see :mod:`texttune.recipe`).
+    default_epochs: ClassVar[float] = 3.0
+
+    def trainer_rows(self, rows: int, options: Any) -> int:
+        """How many examples the ``Trainer`` iterates per epoch for ``rows`` training rows."""
+        return rows
 
     def check_options(self, options: Any) -> None:
         """Refuse option combinations this strategy cannot train with (called when the config is built)."""
@@ -155,18 +168,30 @@ class Strategy:
         """
         return TrainingInputs(model=model, datasets=datasets, collator=collator)
 
+    def finish(self, model, datasets: dict[str, Any], collator, *, batch_size: int) -> None:
+        """A step after the ``Trainer`` is done, before the run is saved (e.g. fitting a head).
+
+        Args:
+            model: The prepared model, trained.
+            datasets: The tokenized ``train`` (and ``validation``) splits, with labels.
+            collator: The padding collator for tokenized rows.
+            batch_size: Batch size for the work done here.
+        """
+
     def save(self, model, folder: Path) -> None:
         """Write the trained model into the run folder (safetensors only)."""
         model.save_pretrained(str(folder))
 
-    def load(self, folder: Path, manifest) -> Any:
-        """Load the trained model of a run folder written by :meth:`save`, in eval mode."""
-        from transformers import AutoModelForSequenceClassification
+    def load(self, folder: Path, manifest, **kwargs) -> Any:
+        """Load the trained model of a run folder written by :meth:`save`, in eval mode.
 
+        ``kwargs`` go to ``from_pretrained`` (e.g. ``attn_implementation="eager"`` for ONNX export).
+        """
         from ..artifacts import MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, require_files
+        from ..modeling import load_classifier
 
         require_files(folder, [MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE])
-        return AutoModelForSequenceClassification.from_pretrained(str(folder), use_safetensors=True).eval()
+        return load_classifier(folder, **kwargs)
 
     def merged_model(self, folder: Path, manifest) -> Any:
         """The run's model as a plain ``transformers`` classifier, for ``texttune export --merge``."""
@@ -284,7 +309,9 @@ def export_merged(run: str | Path, output: str | Path, *, overwrite: bool = Fals
     """Write a run's model as a plain ``transformers`` model folder (adapters merged into the weights).
 
     The folder holds ``config.json`` (with the label names), ``model.safetensors`` and the tokenizer, and
-    loads with ``AutoModelForSequenceClassification.from_pretrained`` alone.
+    loads with ``AutoModelForSequenceClassification.from_pretrained`` alone; a run that classifies from a
+    pooled head (see ``--pooling``) also gets ``head.safetensors``, ``head.json`` and a ``README.md`` that
+    says how to load it (:func:`texttune.modeling.load_classifier`).
 
     Args:
         run: A run folder written by ``texttune train``.
@@ -307,5 +334,29 @@ def export_merged(run: str | Path, output: str | Path, *, overwrite: bool = Fals
     with AtomicDir(output, overwrite=overwrite) as tmp:
         model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
+        if hasattr(model, "head_spec"):
+            (tmp / "README.md").write_text(_POOLED_README.format(pooling=model.pooling), encoding="utf-8")
     logger.info("merged %s model of %s written to %s", manifest.strategy, folder, output)
     return Path(output)
+
+
+_POOLED_README = """# A texttune classifier with a pooled head
+
+This model classifies from the {pooling}-pooled token vectors of its base model (the way the checkpoint
+was trained), through the linear head in `head.safetensors` (layout in `head.json`). The base model is a
+plain `transformers` model (`config.json`, `model.safetensors`), but
+`AutoModelForSequenceClassification` cannot add this head, so load it with texttune:
+
+```python
+from texttune.modeling import load_classifier
+from transformers import AutoTokenizer
+
+model = load_classifier("THIS_FOLDER")
+tokenizer = AutoTokenizer.from_pretrained("THIS_FOLDER")
+logits = model(**tokenizer(["a text to classify"], return_tensors="pt")).logits
+print(model.config.id2label[int(logits.argmax(-1))])
+```
+
+Without texttune: run the base model (`AutoModel`), {pooling}-pool its last hidden states over the
+attention mask, and apply the head that `head.json` describes (its weights are in `head.safetensors`).
+"""

@@ -6,6 +6,10 @@ its random initialisation and a reloaded run predicts at random. The run folder 
 the classifier's ``config.json`` (label names, pad token); loading rebuilds the classifier from the
 base model (the run's ``--model``, or the ``mlm_model/`` folder that ``--mlm-first`` wrote) and puts
 the adapter on it.
+
+LoRA and IA3 also adapt a :class:`texttune.heads.PooledClassifier` (a checkpoint's own pooling, see
+``--pooling``): peft wraps it as a plain module, the head trains and is saved with the adapter
+(``modules_to_save``), and ``head.json`` keeps its layout and pooling rule.
 """
 
 from __future__ import annotations
@@ -98,6 +102,11 @@ class PeftStrategy(Strategy):
     def prepare(self, model, options):
         self.check(model)
         peft_config = self.peft_config(model, options)
+        if _is_pooled(model):
+            # peft's SEQ_CLS wrapper expects the architecture's own head; a pooled classifier is a plain
+            # module whose trained head is saved with the adapter.
+            peft_config.task_type = None
+            peft_config.modules_to_save = ["head"]
         extra = _modules_to_save(model)
         if extra:
             peft_config.modules_to_save = list(peft_config.modules_to_save or []) + extra
@@ -116,19 +125,37 @@ class PeftStrategy(Strategy):
         return _peft().PeftModel.from_pretrained(model, str(folder))
 
     def save(self, model, folder: Path) -> None:
-        model.save_pretrained(str(folder))
-        # The adapter folder has no config.json: without it the label names would be lost.
-        model.get_base_model().config.save_pretrained(str(folder))
+        from ..artifacts import HEAD_CONFIG_FILE, write_json
 
-    def load(self, folder: Path, manifest) -> Any:
+        model.save_pretrained(str(folder))
+        classifier = model.get_base_model()
+        # The adapter folder has no config.json: without it the label names would be lost.
+        classifier.config.save_pretrained(str(folder))
+        if _is_pooled(classifier):
+            write_json(folder / HEAD_CONFIG_FILE, classifier.head_spec())
+
+    def load(self, folder: Path, manifest, **kwargs) -> Any:
         from transformers import AutoConfig, AutoModelForSequenceClassification
 
-        from ..artifacts import ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, MODEL_CONFIG_FILE, require_files
+        from ..artifacts import (
+            ADAPTER_CONFIG_FILE,
+            ADAPTER_WEIGHTS_FILE,
+            HEAD_CONFIG_FILE,
+            MODEL_CONFIG_FILE,
+            require_files,
+        )
+        from ..heads import PooledClassifier
 
         require_files(folder, [MODEL_CONFIG_FILE, ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE])
         base = base_model_path(folder, manifest)
-        config = AutoConfig.from_pretrained(str(folder))
-        model = AutoModelForSequenceClassification.from_pretrained(base, config=config, use_safetensors=True)
+        if (folder / HEAD_CONFIG_FILE).is_file():
+            # The trained head is in the adapter file: build the classifier around the base, then attach.
+            model = PooledClassifier.from_pretrained(folder, base=base, head_weights=False, **kwargs)
+        else:
+            config = AutoConfig.from_pretrained(str(folder))
+            model = AutoModelForSequenceClassification.from_pretrained(
+                base, config=config, use_safetensors=True, **kwargs
+            )
         return self.attach(model, folder).eval()
 
     def merged_model(self, folder: Path, manifest) -> Any:
@@ -154,6 +181,12 @@ def base_model_path(folder: Path, manifest) -> str:
             f"the {manifest.strategy} run {folder} needs its base model {manifest.base_model!r}, "
             f"which cannot be loaded ({exc}); restore it or export a merged model while it exists"
         ) from None
+
+
+def _is_pooled(model) -> bool:
+    from ..heads import PooledClassifier
+
+    return isinstance(model, PooledClassifier)
 
 
 def _modules_to_save(model) -> list[str]:
@@ -259,6 +292,7 @@ class LoraStrategy(PeftStrategy):
     summary = "low-rank updates of the attention projections + the head"
     options = LoraOptions
     mergeable = True
+    learning_rate = 1e-3  # the LoRA paper's GLUE rates were 4e-4..5e-4 at rank 8 over many epochs
 
     def peft_config(self, model, options):
         peft = _peft()
@@ -278,6 +312,7 @@ class IA3Strategy(PeftStrategy):
     summary = "learned scalings of keys, values and feed-forward activations + the head"
     options = TargetOptions
     mergeable = True
+    learning_rate = 3e-3  # the (IA)3 paper's rate
 
     def peft_config(self, model, options):
         peft = _peft()
@@ -296,6 +331,7 @@ class IA3Strategy(PeftStrategy):
 
 class _PromptStrategy(PeftStrategy):
     options = VirtualTokenOptions
+    pooled_head = False  # peft's virtual tokens need its sequence-classification wrapper
 
     def check(self, model) -> None:
         from ..modeling import is_decoder_model
@@ -318,6 +354,8 @@ class PrefixStrategy(PeftStrategy):
 
     summary = "key/value prefixes in every layer + the head"
     options = VirtualTokenOptions
+    pooled_head = False  # peft's prefix cache needs its sequence-classification wrapper
+    learning_rate = 1e-2  # peft's prefix-tuning examples
 
     def check(self, model) -> None:
         if _cache_argument(model.base_model) is None:
@@ -355,6 +393,7 @@ class PromptStrategy(_PromptStrategy):
     """Trained soft-prompt embeddings before the input (Lester et al., 2021)."""
 
     summary = "soft-prompt embeddings + the head"
+    learning_rate = 3e-2  # peft's prompt-tuning examples; prompt embeddings need large steps
 
     def peft_config(self, model, options):
         peft = _peft()
@@ -370,6 +409,7 @@ class PTuningStrategy(_PromptStrategy):
     """Soft prompts produced by a small trained encoder (P-tuning, Liu et al., 2021)."""
 
     summary = "soft prompts from a small prompt encoder + the head"
+    learning_rate = 1e-3  # peft's p-tuning examples
 
     def peft_config(self, model, options):
         peft = _peft()
