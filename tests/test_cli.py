@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -168,6 +169,9 @@ def test_strategies_lists_each_strategy_with_what_it_exports_and_its_options(cap
     assert set(rows) == set(strategy_names())
     assert "--lora-rank" in rows["lora"] and "--merge" in rows["lora"]
     assert "onnx" in rows["full"] and "--freeze-layers" in rows["partial"]
+    # the default learning rate and the heads each strategy can classify with
+    assert re.search(r"--merge +0\.001 +pooler/pooled ", rows["lora"])
+    assert re.search(r"plain +2e-05 +pooled ", rows["setfit"]) and re.search(r"plain +model's ", rows["full"])
 
 
 def test_the_command_line_imports_no_heavy_library_before_a_command_runs():

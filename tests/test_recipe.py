@@ -128,3 +128,11 @@ def test_run_records_the_recipe(tiny_bert_mean, reviews_csv, tmp_path):
     assert recorded["train"]["batch_size"] == 8 and recorded["train"]["epochs"] == 17.0  # 45 rows
     assert recorded["model"]["pooling"] == "mean"
     assert max(entry.get("step", 0) for entry in result.log_history) == 102  # 6 steps x 17 epochs
+
+
+def test_setfit_keeps_its_own_recipe(tiny_bert):
+    few = _resolved("setfit", tiny_bert, rows=16)  # 8 per class: 640 pairs, SetFit's batch 16, one epoch
+    assert (few.train.batch_size, few.train.epochs, few.train.learning_rate) == (16, 1.0, 2e-5)
+    assert few.train.save_steps is None
+    many = _resolved("setfit", tiny_bert, rows=10_000)  # pairs capped at --setfit-pairs 2000
+    assert (many.train.batch_size, many.train.epochs) == (16, 1.0)

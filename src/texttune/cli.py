@@ -435,14 +435,20 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_strategies(args: argparse.Namespace) -> int:
     from .strategies import get_strategy, strategy_names
 
-    rows = [("name", "export", "options", "what trains")]
+    rows = [("name", "export", "lr", "pooling", "options", "what trains")]
     for name in strategy_names():
         strategy = get_strategy(name)
         export = "onnx, plain" if strategy.plain_weights else "--merge" if strategy.mergeable else "-"
+        rate = f"{strategy.learning_rate:g}" if strategy.learning_rate else "model's"
+        pooling = "/".join(
+            kind
+            for kind, able in (("pooler", strategy.native_head), ("pooled", strategy.pooled_head))
+            if able
+        )
         options = (
             ", ".join(flag(f.name) for f in dataclasses.fields(strategy.options)) if strategy.options else "-"
         )
-        rows.append((name, export, options, strategy.summary))
+        rows.append((name, export, rate, pooling, options, strategy.summary))
     _print_table(rows)
     return 0
 

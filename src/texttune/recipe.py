@@ -42,6 +42,8 @@ def batch_and_epochs(
     *,
     per_step: int = 1,
     default_epochs: float = DEFAULT_EPOCHS,
+    default_batch_size: int | None = None,
+    min_steps: int = MIN_STEPS,
 ):
     """The batch size and epochs for ``rows`` training examples; given values are kept.
 
@@ -50,17 +52,22 @@ def batch_and_epochs(
         batch_size: ``--batch-size`` if given.
         epochs: ``--epochs`` if given.
         per_step: Batches per optimizer step (gradient accumulation x processes).
-        default_epochs: The epochs when they already give :data:`MIN_STEPS` steps.
+        default_epochs: The epochs when they already give ``min_steps`` steps.
+        default_batch_size: The batch size when none is given; None: the largest of :data:`BATCH_SIZES`
+            that gives ``min_steps`` steps in ``default_epochs`` epochs.
+        min_steps: The fewest optimizer steps.
 
     Returns:
         ``(batch_size, epochs)``.
     """
     if batch_size is None:
-        wanted = MIN_STEPS / default_epochs
-        batch_size = next((b for b in BATCH_SIZES if rows / (b * per_step) >= wanted), BATCH_SIZES[-1])
+        wanted = min_steps / default_epochs
+        batch_size = default_batch_size or next(
+            (b for b in BATCH_SIZES if rows / (b * per_step) >= wanted), BATCH_SIZES[-1]
+        )
     if epochs is None:
         steps_per_epoch = max(1, math.ceil(rows / (batch_size * per_step)))
-        epochs = max(default_epochs, float(math.ceil(MIN_STEPS / steps_per_epoch)))
+        epochs = max(default_epochs, float(math.ceil(min_steps / steps_per_epoch)))
     return batch_size, epochs
 
 
@@ -90,7 +97,13 @@ def resolve_defaults(config: RunConfig, strategy, train_rows: int, model_path: s
     rows = strategy.trainer_rows(train_rows, config.strategy.options_for())
     per_step = train.gradient_accumulation_steps * int(os.environ.get("WORLD_SIZE", "1"))
     batch_size, epochs = batch_and_epochs(
-        rows, train.batch_size, train.epochs, per_step=per_step, default_epochs=strategy.default_epochs
+        rows,
+        train.batch_size,
+        train.epochs,
+        per_step=per_step,
+        default_epochs=strategy.default_epochs,
+        default_batch_size=strategy.default_batch_size,
+        min_steps=MIN_STEPS if strategy.min_steps is None else strategy.min_steps,
     )
     if train.batch_size is None:
         chosen.append(f"batch {batch_size}")

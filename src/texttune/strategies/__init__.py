@@ -131,6 +131,10 @@ class Strategy:
 
     #: Epochs when ``--epochs`` is not given and the data is large enough (see :mod:`texttune.recipe`).
     default_epochs: ClassVar[float] = 3.0
+    #: Batch size when ``--batch-size`` is not given; None: the recipe's choice for the data size.
+    default_batch_size: ClassVar[int | None] = None
+    #: Fewest optimizer steps of a run whose epochs are not given; None: the recipe's (100).
+    min_steps: ClassVar[int | None] = None
 
     def trainer_rows(self, rows: int, options: Any) -> int:
         """How many examples the ``Trainer`` iterates per epoch for ``rows`` training rows."""

@@ -132,8 +132,12 @@ class SetFitStrategy(Strategy):
     summary = "contrastive tuning of the body on text pairs, then a logistic-regression head (few-shot)"
     options = SetFitOptions
     native_head = False
-    learning_rate = 2e-5  # SetFit's body learning rate
-    default_epochs = 1.0  # SetFit's: the pairs already repeat every text 40 times
+    # SetFit's defaults: body learning rate 2e-5, batch 16, one epoch over the pairs (which already show
+    # every text 40 times), however few the steps.
+    learning_rate = 2e-5
+    default_epochs = 1.0
+    default_batch_size = 16
+    min_steps = 0
 
     def trainer_rows(self, rows: int, options: SetFitOptions) -> int:
         return min(rows * 2 * ROUNDS, options.setfit_pairs)
