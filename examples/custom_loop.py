@@ -31,7 +31,7 @@ from texttune.assets import default_learning_rate
 from texttune.config import DataConfig
 from texttune.data import load_training_data
 from texttune.metrics import evaluate_predictions, scalar_metrics
-from texttune.modeling import build_model, count_parameters, resolve_model_path
+from texttune.modeling import build_model, checkpoint_pooling, count_parameters, resolve_model_path
 from texttune.tokenization import load_tokenizer, make_collator, resolve_max_length, tokenize_dataset
 
 
@@ -83,8 +83,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, collate_fn=collate)
     eval_loader = DataLoader(eval_set, batch_size=64, collate_fn=collate)
 
-    # The model with a new head for the label set; AdamW and a linear schedule with 10% warmup.
-    model = build_model(model_path, task=data.task, label_names=data.label_names, tokenizer=tokenizer)
+    # The model with a new head for the label set, pooled the way the checkpoint was trained (mean for the
+    # built-in minilm; else the architecture's own head); AdamW and a linear schedule with 10% warmup.
+    pooling = checkpoint_pooling(model_path) or "pooler"
+    model = build_model(
+        model_path, task=data.task, label_names=data.label_names, tokenizer=tokenizer, pooling=pooling
+    )
     model.to(device)
     learning_rate = args.learning_rate or default_learning_rate(args.model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)

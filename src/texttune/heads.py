@@ -247,7 +247,7 @@ class FrozenBaseClassifier(PooledClassifier):
 
 
 @torch.no_grad()
-def extract_features(model: FrozenBaseClassifier, dataset, collator, batch_size: int):
+def extract_features(model: PooledClassifier, dataset, collator, batch_size: int):
     """Pooled base features of every row of a tokenized dataset, as a dataset of ``features`` + ``labels``.
 
     Rows are batched in length order so that little padding is computed; the result keeps the input order.
