@@ -136,3 +136,8 @@ def test_setfit_keeps_its_own_recipe(tiny_bert):
     assert few.train.save_steps is None
     many = _resolved("setfit", tiny_bert, rows=10_000)  # pairs capped at --setfit-pairs 2000
     assert (many.train.batch_size, many.train.epochs) == (16, 1.0)
+
+
+def test_freeze_trains_its_head_longer(tiny_bert):
+    few = _resolved("freeze", tiny_bert, rows=16)  # cached features: 1,000 steps cost seconds
+    assert (few.train.batch_size, few.train.epochs, few.train.save_steps) == (8, 500.0, 200)

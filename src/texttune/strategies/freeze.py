@@ -47,6 +47,7 @@ class FreezeStrategy(Strategy):
     options = FreezeOptions
     native_head = False
     learning_rate = 1e-3  # a head on fixed features takes large steps
+    min_steps = 1000  # on cached features a step costs microseconds; a linear head needs ~1,000 to converge
 
     def prepare(self, model, options: FreezeOptions):
         from ..heads import ClassifierHead, FrozenBaseClassifier
