@@ -33,3 +33,42 @@ def test_demo_command_small(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "test split (held out)" in printed and "example predictions" in printed
     assert json.loads((out / "test_metrics.json").read_text())["samples"] > 1000
+
+
+def test_defaults_learn_from_600_rows(tmp_path):
+    """With the BERT recipe (batch 32, 3 epochs: 57 steps) every strategy ended at the majority class here."""
+    config = RunConfig(
+        data=DataConfig(data="rotten_tomatoes", max_train_samples=600, max_eval_samples=300),
+        model=ModelConfig(model="minilm", max_length=64),
+        train=TrainConfig(output=str(tmp_path / "small"), progress=False),
+    )
+    result = train(config)
+    recorded = json.loads((result.output / "texttune.json").read_text())["config"]
+    assert (recorded["train"]["batch_size"], recorded["model"]["pooling"]) == (16, "mean")
+    assert "warning" not in result.metrics and result.test_metrics["accuracy"] > 0.7  # majority: 0.587
+
+
+def test_setfit_learns_sms_spam_from_eight_examples_per_class(tmp_path):
+    from texttune.assets import load_builtin_dataset
+    from texttune.config import StrategyConfig
+
+    splits = load_builtin_dataset("sms_spam")
+    train_rows = splits["train"].to_pandas().groupby("label").head(8)
+    train_rows.to_csv(tmp_path / "train.csv", index=False)
+    splits["test"].to_pandas().to_csv(tmp_path / "test.csv", index=False)
+    splits["validation"].to_pandas().groupby("label").head(8).to_csv(tmp_path / "dev.csv", index=False)
+    config = RunConfig(
+        data=DataConfig(
+            data=str(tmp_path / "train.csv"),
+            validation=str(tmp_path / "dev.csv"),
+            test=str(tmp_path / "test.csv"),
+        ),
+        model=ModelConfig(model="minilm", max_length=64),
+        train=TrainConfig(output=str(tmp_path / "setfit"), progress=False),
+        strategy=StrategyConfig(strategy="setfit"),
+    )
+    result = train(config)
+    test = result.test_metrics  # always predicting ham: macro-F1 0.46, spam recall 0
+    assert test["f1_macro"] > 0.7 and test["per_class"]["spam"]["recall"] > 0.7
+    reloaded = Predictor.load(result.output).evaluate(load_training_data(config.data).splits["test"])
+    assert reloaded["accuracy"] == test["accuracy"]
