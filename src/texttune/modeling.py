@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from .assets import resolve_builtin_model
-from .errors import ModelError
+from .errors import ConfigError, ModelError
 from .tasks import MULTI_LABEL, POOLINGS, REGRESSION, SINGLE_LABEL
 
 logger = logging.getLogger(__name__)
@@ -156,8 +156,6 @@ def resolve_pooling(requested: str, model_path: str, strategy) -> str:
     Raises:
         ConfigError: The strategy cannot classify the requested way; the message names the choices.
     """
-    from .errors import ConfigError
-
     if requested == "pooler" and not strategy.native_head:
         raise ConfigError(
             f"--strategy {strategy.name} trains a head on pooled features; use --pooling {', '.join(POOLINGS)} or auto"

@@ -128,7 +128,6 @@ class Strategy:
     pooled_head: ClassVar[bool] = True
     #: The learning rate when ``--learning-rate`` is not given; None: the model's (see :mod:`texttune.recipe`).
     learning_rate: ClassVar[float | None] = None
-
     #: Epochs when ``--epochs`` is not given and the data is large enough (see :mod:`texttune.recipe`).
     default_epochs: ClassVar[float] = 3.0
     #: Batch size when ``--batch-size`` is not given; None: the recipe's choice for the data size.
@@ -329,6 +328,7 @@ def export_merged(run: str | Path, output: str | Path, *, overwrite: bool = Fals
         >>> export_merged("runs/lora", "models/lora-merged")  # doctest: +SKIP
     """
     from ..artifacts import AtomicDir, read_manifest
+    from ..heads import PooledClassifier
     from ..tokenization import load_tokenizer
 
     folder = Path(run)
@@ -338,7 +338,7 @@ def export_merged(run: str | Path, output: str | Path, *, overwrite: bool = Fals
     with AtomicDir(output, overwrite=overwrite) as tmp:
         model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
-        if hasattr(model, "head_spec"):
+        if isinstance(model, PooledClassifier):
             (tmp / "README.md").write_text(_POOLED_README.format(pooling=model.pooling), encoding="utf-8")
     logger.info("merged %s model of %s written to %s", manifest.strategy, folder, output)
     return Path(output)
@@ -347,7 +347,7 @@ def export_merged(run: str | Path, output: str | Path, *, overwrite: bool = Fals
 _POOLED_README = """# A texttune classifier with a pooled head
 
 This model classifies from the {pooling}-pooled token vectors of its base model (the way the checkpoint
-was trained), through the linear head in `head.safetensors` (layout in `head.json`). The base model is a
+was trained), through the head in `head.safetensors` (its layout is in `head.json`). The base model is a
 plain `transformers` model (`config.json`, `model.safetensors`), but
 `AutoModelForSequenceClassification` cannot add this head, so load it with texttune:
 
