@@ -26,6 +26,8 @@ TEXTS = [
     "a very very boring and tedious film and the acting was weak",
 ]
 PAIRS = ["great acting", "the plot was messy and the film was long", "dull", "lovely", "a story"]
+#: The columns ``predict_file`` writes for a labelled single-label file of reviews.
+SENTIMENT_COLUMNS = ["text", "label", "predicted_label", "score", "prob_negative", "prob_positive"]
 
 
 def _predictor(tiny_bert: str, manifest, num_labels: int, **kwargs) -> Predictor:
@@ -163,14 +165,7 @@ def test_predict_file_writes_every_output_format(suffix, sentiment, review_frame
     out = tmp_path / f"preds{suffix}"
     assert sentiment.predict_file(str(source), out, chunk_size=7) == 30
     written = _read(out)
-    assert list(written.columns) == [
-        "text",
-        "label",
-        "predicted_label",
-        "score",
-        "prob_negative",
-        "prob_positive",
-    ]
+    assert list(written.columns) == SENTIMENT_COLUMNS
     assert written["text"].tolist() == frame["text"].tolist()
     expected = sentiment.predict(frame["text"].tolist())
     assert written["predicted_label"].tolist() == [p.label for p in expected]
@@ -208,14 +203,7 @@ def test_predict_file_streams_with_columns(tiny_bert, reviews_csv, tmp_path, run
     rows = predictor.predict_file(reviews_csv, out, chunk_size=7)
     frame = pd.read_csv(out)
     assert rows == len(frame) == 60
-    assert list(frame.columns) == [
-        "text",
-        "label",
-        "predicted_label",
-        "score",
-        "prob_negative",
-        "prob_positive",
-    ]
+    assert list(frame.columns) == SENTIMENT_COLUMNS
     expected = [p.label for p in predictor.predict(pd.read_csv(reviews_csv)["text"].tolist())]
     assert frame["predicted_label"].tolist() == expected
     np.testing.assert_allclose(frame["prob_negative"] + frame["prob_positive"], 1.0, atol=1e-5)
