@@ -79,7 +79,7 @@ def _run_config(model: str, data: str, output, *, strategy=None, model_options=N
         data=DataConfig(data=data, validation_split=0.25),
         model=ModelConfig(model=model, **{"max_length": 32, **(model_options or {})}),
         train=TrainConfig(output=str(output), **{**QUICK_TRAIN, **train_options}),
-        strategy=strategy if strategy is not None else StrategyConfig(),
+        strategy=strategy if strategy is not None else StrategyConfig(strategy="full"),
     )
 
 

@@ -64,7 +64,19 @@ def writers(review_frame, sentiment_manifest) -> Writers:
 
 
 def _train(tiny_bert: str, data: str, tmp: Path, *extra: str) -> list[str]:
-    return ["train", "--data", data, "--model", tiny_bert, "--output", str(tmp / "out"), "--use-cpu", *extra]
+    return [
+        "train",
+        "--data",
+        data,
+        "--model",
+        tiny_bert,
+        "--output",
+        str(tmp / "out"),
+        "--use-cpu",
+        "--strategy",
+        "full",
+        *extra,
+    ]
 
 
 Case = Callable[[Path, str, Writers], tuple[list[str], str]]

@@ -27,7 +27,7 @@ def _train_args(tiny_bert, data, out, *extra):
     return [
         "train", "--data", data, "--model", tiny_bert, "--output", str(out), "--epochs", "1",
         "--batch-size", "16", "--max-length", "32", "--validation-split", "0.25", "--no-progress",
-        "--use-cpu", "--quiet", *extra,
+        "--use-cpu", "--quiet", "--strategy", "full", *extra,
     ]  # fmt: skip
 
 
@@ -164,9 +164,13 @@ def test_strategies_lists_each_strategy_with_what_it_exports_and_its_options(cap
     from texttune.strategies import strategy_names
 
     assert main(["strategies"]) == 0
-    out = capsys.readouterr().out
-    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
+    table, auto = capsys.readouterr().out.split("\n\n")
+    rows = {line.split()[0]: line for line in table.splitlines()[1:]}
     assert set(rows) == set(strategy_names())
+    assert auto.strip() == (
+        "--strategy auto (the default): setfit for single-label data with at most 64 training rows per class, "
+        "else full"
+    )
     assert "--lora-rank" in rows["lora"] and "--merge" in rows["lora"]
     assert "onnx" in rows["full"] and "--freeze-layers" in rows["partial"]
     # the default learning rate and the heads each strategy can classify with

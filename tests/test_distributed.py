@@ -46,7 +46,7 @@ def test_two_cpu_processes_share_the_data_and_rank0_writes(launcher, tiny_bert, 
         sys.executable, *LAUNCHERS[launcher],
         "-m", "texttune", "train", "--data", data, "--model", tiny_bert, "--output", str(out),
         "--epochs", "1", "--batch-size", "8", "--max-length", "32", "--validation-split", "0.2",
-        "--learning-rate", "1e-3", "--no-progress",
+        "--learning-rate", "1e-3", "--no-progress", "--strategy", "full",
     ]  # fmt: skip
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -8,7 +8,7 @@ from texttune import DataConfig, ModelConfig, RunConfig, TrainConfig, train
 from texttune.config import StrategyConfig
 from texttune.errors import ConfigError
 from texttune.modeling import checkpoint_pooling, resolve_model_path
-from texttune.recipe import MIN_STEPS, batch_and_epochs, resolve_defaults
+from texttune.recipe import MIN_STEPS, batch_and_epochs, choose_strategy, resolve_defaults
 from texttune.strategies import get_strategy
 
 
@@ -122,6 +122,7 @@ def test_run_records_the_recipe(tiny_bert_mean, reviews_csv, tmp_path):
         data=DataConfig(data=reviews_csv, validation_split=0.25),
         model=ModelConfig(model=tiny_bert_mean, max_length=32),
         train=TrainConfig(output=str(tmp_path / "run"), progress=False, use_cpu=True, learning_rate=1e-3),
+        strategy=StrategyConfig(strategy="full"),
     )
     result = train(config)
     recorded = json.loads((result.output / "texttune.json").read_text())["config"]
@@ -141,3 +142,42 @@ def test_setfit_keeps_its_own_recipe(tiny_bert):
 def test_freeze_trains_its_head_longer(tiny_bert):
     few = _resolved("freeze", tiny_bert, rows=16)  # cached features: 1,000 steps cost seconds
     assert (few.train.batch_size, few.train.epochs, few.train.save_steps) == (8, 500.0, 200)
+
+
+@pytest.mark.parametrize(
+    ("task", "rows", "classes", "pooling", "expected"),
+    [
+        ("single_label", 16, 2, "auto", "setfit"),  # 8 examples per class
+        ("single_label", 192, 3, "mean", "setfit"),  # 64 per class, the most setfit takes
+        ("single_label", 194, 3, "auto", "full"),
+        ("single_label", 16, 2, "pooler", "full"),  # setfit classifies from a pooled head only
+        ("multi_label", 16, 2, "auto", "full"),  # setfit trains single-label classifiers
+        ("regression", 16, 0, "auto", "full"),
+    ],
+)
+def test_auto_strategy_is_setfit_for_few_examples_per_class(task, rows, classes, pooling, expected):
+    config = RunConfig(model=ModelConfig(pooling=pooling))
+    assert config.strategy.strategy == "auto"  # the default
+    chosen = choose_strategy(config, task, rows, classes)
+    assert chosen.strategy.strategy == expected and config.strategy.strategy == "auto"
+    named = RunConfig(strategy=StrategyConfig(strategy="lora"))
+    assert choose_strategy(named, task, rows, classes) is named  # a named strategy is kept
+
+
+def test_default_run_records_the_strategy_it_chose(tiny_bert_mean, reviews_csv, tmp_path, caplog):
+    import json
+
+    from texttune import Predictor
+
+    config = RunConfig(
+        data=DataConfig(data=reviews_csv, validation_split=0.25),
+        model=ModelConfig(model=tiny_bert_mean, max_length=32),
+        train=TrainConfig(output=str(tmp_path / "run"), progress=False, use_cpu=True),
+    )
+    with caplog.at_level("INFO", logger="texttune.recipe"):
+        result = train(config)
+    assert "--strategy auto: setfit (single_label, 22 training rows per class)" in caplog.text
+    manifest = json.loads((result.output / "texttune.json").read_text())
+    assert manifest["strategy"] == manifest["config"]["strategy"]["strategy"] == "setfit"
+    assert manifest["config"]["train"]["learning_rate"] == 2e-5  # setfit's recipe, not full's
+    assert Predictor.load(result.output).predict(["a fine film"])[0].label in {"negative", "positive"}

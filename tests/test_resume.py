@@ -49,6 +49,7 @@ def _command(model: str, data: str, output: Path) -> list[str]:
         sys.executable, "-m", "texttune", "train", "--data", data, "--model", model, "--output", str(output),
         "--epochs", "2", "--batch-size", "4", "--learning-rate", "1e-3", "--max-length", "32",
         "--validation-split", "0.25", "--save-steps", "3", "--use-cpu", "--no-progress", "--resume",
+        "--strategy", "full",
     ]  # fmt: skip
 
 

@@ -6,7 +6,7 @@ import json
 import pytest
 import yaml
 
-from texttune import DataConfig, ModelConfig, RunConfig, TrainConfig
+from texttune import DataConfig, ModelConfig, RunConfig, StrategyConfig, TrainConfig
 from texttune.cli import main
 from texttune.errors import ConfigError
 
@@ -22,6 +22,7 @@ def _base(tiny_bert, data, out, **train_kwargs) -> RunConfig:
         data=DataConfig(data=data, validation_split=0.25),
         model=ModelConfig(model=tiny_bert, max_length=32),
         train=TrainConfig(output=str(out), use_cpu=True, progress=False, **train_kwargs),
+        strategy=StrategyConfig(strategy="full"),
     )
 
 
@@ -33,7 +34,7 @@ def test_search_cli_writes_results_and_best_config_that_train_reproduces(
     out = tmp_path / "search"
     argv = [
         "search", "--data", reviews_csv, "--model", tiny_bert, "--output", str(out), "--n-trials", "3",
-        "--space", str(space), "--max-length", "32", "--validation-split", "0.25", "--use-cpu", "--quiet",
+        "--space", str(space), "--max-length", "32", "--validation-split", "0.25", "--use-cpu", "--quiet", "--strategy", "full",
     ]  # fmt: skip
     assert main(argv) == 0
     printed = capsys.readouterr().out

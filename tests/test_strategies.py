@@ -187,7 +187,9 @@ def test_registry_lists_names_and_refuses_duplicates():
     assert {"full", "freeze", "partial", "lora", "ia3", "prefix", "prompt", "ptuning"} <= set(
         strategy_names()
     )
-    with pytest.raises(ConfigError, match=r"--strategy 'adapterx' is not known; choose one of freeze, full"):
+    with pytest.raises(
+        ConfigError, match=r"--strategy 'adapterx' is not known; choose one of auto, freeze, full"
+    ):
         get_strategy("adapterx")
     with pytest.raises(ValueError, match=r"strategy 'lora' is already registered"):
 
@@ -365,7 +367,17 @@ def test_pretrain_then_train_and_mlm_first(tiny_bert, small_csv, tmp_path, capsy
 
     out = tmp_path / "run"
     train_args = ["train", "--data", small_csv, "--model", str(adapted), "--output", str(out)]
-    train_args += ["--epochs", "1", "--max-length", "32", "--no-progress", "--use-cpu", "--quiet"]
+    train_args += [
+        "--epochs",
+        "1",
+        "--max-length",
+        "32",
+        "--no-progress",
+        "--use-cpu",
+        "--quiet",
+        "--strategy",
+        "full",
+    ]
     assert main(train_args) == 0
     assert main(["export", str(out), "--output", str(tmp_path / "exported"), "--quiet"]) == 0  # full: as is
     assert (tmp_path / "exported" / "model.safetensors").is_file()

@@ -433,7 +433,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_strategies(args: argparse.Namespace) -> int:
-    from .strategies import get_strategy, strategy_names
+    from .strategies import AUTO, auto_summary, get_strategy, strategy_names
 
     rows = [("name", "export", "lr", "pooling", "options", "what trains")]
     for name in strategy_names():
@@ -450,6 +450,7 @@ def cmd_strategies(args: argparse.Namespace) -> int:
         )
         rows.append((name, export, rate, pooling, options, strategy.summary))
     _print_table(rows)
+    print(f"\n--strategy {AUTO} (the default): {auto_summary()}")
     return 0
 
 

@@ -6,7 +6,10 @@ predicts the majority class. :func:`resolve_defaults` keeps that recipe where it
 data, picks a smaller batch and more epochs so that every run takes at least :data:`MIN_STEPS` optimizer
 steps, with at most :data:`MAX_EVALUATIONS` evaluations. The learning rate comes from the strategy (an
 adapter or a head learns at ~1e-3, a whole model at 5e-5..1e-4) or the built-in model's tuned rate.
-Warm-up stays a share (``--warmup-ratio``) of the real number of steps. Every flag the user gives wins.
+Warm-up stays a share (``--warmup-ratio``) of the real number of steps. ``--strategy auto`` (the
+default) is :func:`choose_strategy`: a few-shot strategy (SetFit) for single-label data with few examples
+per class, full fine-tuning otherwise.
+Every flag the user gives wins.
 
 Example:
     >>> from texttune.recipe import batch_and_epochs
@@ -33,6 +36,42 @@ DEFAULT_EPOCHS = 3.0
 BATCH_SIZES = (32, 16, 8)
 #: Most evaluations (and checkpoints) of a run whose epochs the recipe raised.
 MAX_EVALUATIONS = 5
+
+
+def choose_strategy(config: RunConfig, task: str, train_rows: int, classes: int) -> RunConfig:
+    """``config`` with ``--strategy auto`` replaced by the strategy this data calls for.
+
+    Args:
+        config: The run's configuration, as given.
+        task: The data's task (``single_label``, ``multi_label``, ``regression``).
+        train_rows: Rows of the training split.
+        classes: Number of classes (0 for regression).
+
+    Returns:
+        ``config`` itself when it names a strategy, else a copy naming the chosen one.
+
+    Example:
+        >>> from texttune import RunConfig
+        >>> choose_strategy(RunConfig(), "single_label", 64, 2).strategy.strategy
+        'setfit'
+    """
+    from .strategies import AUTO, BASE_STRATEGY, get_strategy, strategy_names
+
+    if config.strategy.strategy != AUTO:
+        return config
+    per_class = train_rows / max(classes, 1)
+    suited = [
+        strategy
+        for strategy in map(get_strategy, strategy_names())
+        if per_class <= (strategy.auto_max_per_class or 0)
+        and task in strategy.tasks
+        and (strategy.native_head if config.model.pooling == "pooler" else strategy.pooled_head)
+    ]
+    chosen = min(suited, key=lambda s: s.auto_max_per_class).name if suited else BASE_STRATEGY
+    resolved = copy.deepcopy(config)
+    resolved.strategy.strategy = chosen
+    logger.info("--strategy auto: %s (%s, %.0f training rows per class)", chosen, task, per_class)
+    return resolved
 
 
 def batch_and_epochs(

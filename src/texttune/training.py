@@ -62,7 +62,7 @@ from .metrics import (
     one_class_advice,
 )
 from .modeling import build_model, check_model_folder, count_parameters, resolve_model_path
-from .recipe import resolve_defaults
+from .recipe import choose_strategy, resolve_defaults
 from .strategies import get_strategy
 from .tasks import LABELS, MULTI_LABEL, TEXT, TEXT_PAIR
 from .tokenization import load_tokenizer, make_collator, resolve_max_length
@@ -278,7 +278,6 @@ def prepare(config: RunConfig) -> PreparedRun:
             "discarding the checkpoints of an unfinished run in %s (pass --resume to continue it)",
             partial_dir(output),
         )
-    strategy = get_strategy(config.strategy.strategy)
     data = load_training_data(config.data)
     if config.train.metric_for_best_model:
         check_metric_name(config.train.metric_for_best_model, data.task, data.label_names)
@@ -286,7 +285,10 @@ def prepare(config: RunConfig) -> PreparedRun:
     check_model_folder(
         model_path, allow_pickle=config.model.allow_pickle, trust_remote_code=config.model.trust_remote_code
     )
-    config = resolve_defaults(config, strategy, len(data.splits["train"]), model_path)
+    train_rows = len(data.splits["train"])
+    config = choose_strategy(config, data.task, train_rows, len(data.label_names))
+    strategy = get_strategy(config.strategy.strategy)
+    config = resolve_defaults(config, strategy, train_rows, model_path)
     if config.train.resume:
         check_resumable(output, config.to_dict())
     tokenizer = load_tokenizer(model_path, trust_remote_code=config.model.trust_remote_code)

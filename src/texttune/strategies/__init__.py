@@ -31,10 +31,15 @@ from typing import Any, ClassVar
 
 from ..errors import ConfigError, ModelError
 from ..options import require_fraction, require_positive
+from ..tasks import TASKS
 
 logger = logging.getLogger(__name__)
 
 _REGISTRY: dict[str, type[Strategy]] = {}
+#: ``--strategy auto``: the strategy is chosen from the training data (see :func:`texttune.recipe.choose_strategy`).
+AUTO = "auto"
+#: What ``--strategy auto`` trains when no strategy's :attr:`Strategy.auto_max_per_class` covers the data.
+BASE_STRATEGY = "full"
 
 
 def register(name: str):
@@ -134,6 +139,10 @@ class Strategy:
     default_batch_size: ClassVar[int | None] = None
     #: Fewest optimizer steps of a run whose epochs are not given; None: the recipe's (100).
     min_steps: ClassVar[int | None] = None
+    #: Tasks it trains (see :mod:`texttune.tasks`).
+    tasks: ClassVar[tuple[str, ...]] = TASKS
+    #: ``--strategy auto`` picks it for data with at most this many training rows per class (None: never).
+    auto_max_per_class: ClassVar[int | None] = None
 
     def trainer_rows(self, rows: int, options: Any) -> int:
         """How many examples the ``Trainer`` iterates per epoch for ``rows`` training rows."""
@@ -239,7 +248,10 @@ def _check_config(self) -> None:
     for name in strategy_names():
         if _REGISTRY[name].options is not None:
             _REGISTRY[name].options(**_values_of(self, _REGISTRY[name].options))  # validates its fields
-    if self.strategy in _REGISTRY:
+    if self.strategy != AUTO and self.strategy not in _REGISTRY:
+        known = ", ".join([AUTO, *strategy_names()])
+        raise ConfigError(f"--strategy {self.strategy!r} is not known; choose one of {known}")
+    if self.strategy != AUTO:
         get_strategy(self.strategy).check_options(self.options_for())
 
 
@@ -249,7 +261,8 @@ def _values_of(config: Any, options_class) -> dict[str, Any]:
 
 def _options_for(self, name: str | None = None) -> Any:
     """The options of strategy ``name`` (default: this config's strategy) as its own dataclass, or None."""
-    options_class = _REGISTRY[name or self.strategy].options
+    name = name or self.strategy
+    options_class = None if name == AUTO else _REGISTRY[name].options
     return None if options_class is None else options_class(**_values_of(self, options_class))
 
 
@@ -276,7 +289,14 @@ def _build_strategy_config() -> type:
     ]
     summary = ", ".join(f"{name} ({_REGISTRY[name].summary})" for name in strategy_names())
     base_fields = [
-        ("strategy", "str", field(default="full", metadata={"help": f"What trains: {summary}."})),
+        (
+            "strategy",
+            "str",
+            field(
+                default=AUTO,
+                metadata={"help": f"What trains: {AUTO} (the default: {auto_summary()}), {summary}."},
+            ),
+        ),
         *[
             (f.name, f.type, field(default=f.default, metadata=f.metadata))
             for f in dataclasses.fields(_PretrainFirstFields)
@@ -293,6 +313,17 @@ def _build_strategy_config() -> type:
             "__module__": __name__,
         },
     )
+
+
+def auto_summary() -> str:
+    """What ``--strategy auto`` does, from the strategies that declare :attr:`Strategy.auto_max_per_class`."""
+    picks = [
+        f"{name} for {'/'.join(t.replace('_', '-') for t in _REGISTRY[name].tasks)} data with at most "
+        f"{_REGISTRY[name].auto_max_per_class} training rows per class"
+        for name in strategy_names()
+        if _REGISTRY[name].auto_max_per_class
+    ]
+    return ", ".join([*picks, f"else {BASE_STRATEGY}"])
 
 
 def _import_strategy_modules() -> None:
