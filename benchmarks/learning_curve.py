@@ -112,8 +112,8 @@ def measure(dataset: str, size: str, seed: int, methods, test_rows: int, work: P
     test = stratified_rows(frames["test"], test_rows, 0)  # the same test rows for every size and seed
     files = {}
     for name, frame in (("train", train), ("validation", validation), ("test", test)):
-        files[name] = work / f"{name}.csv"
-        frame.to_csv(files[name], index=False)
+        files[name] = work / f"{name}.parquet"  # not CSV: some tweets hold a bare carriage return
+        frame.to_parquet(files[name], index=False)
     rows = []
     for method in methods:
         if method == "tfidf":
