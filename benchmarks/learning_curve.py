@@ -7,7 +7,8 @@ data-size recipe: no learning rate, batch size or epochs given) on the built-in 
 the test split (a fixed stratified sample of --test-rows). TF-IDF + logistic regression (scikit-learn) is
 the bag-of-words baseline, and ``bert-recipe`` is full fine-tuning as texttune did it before the recipe
 (BERT's pooler, batch 32, 3 epochs whatever the data size). Small sizes are repeated over --seeds seeds; the table shows the mean and the
-spread (standard deviation) of test accuracy and the mean training seconds. Results are appended to a
+spread (standard deviation) of test accuracy and the mean training seconds, the best method, and what
+texttune's default (``--strategy auto``) picks at that size, with its distance from the best. Results are appended to a
 JSONL file as they come, so an interrupted run keeps what it measured and --table-only prints it.
 
     python benchmarks/learning_curve.py                       # everything (hours on 2 CPU cores)
@@ -122,20 +123,30 @@ def measure(dataset: str, size: str, seed: int, methods, test_rows: int, work: P
             accuracy, seconds = texttune_run(method, files, work / method, seed)
         row = dict(
             dataset=dataset, size=size, seed=seed, method=method, rows=len(train), test_rows=len(test),
-            accuracy=round(accuracy, 4), seconds=round(seconds, 1),
+            classes=int(train["label"].nunique()), accuracy=round(accuracy, 4), seconds=round(seconds, 1),
         )  # fmt: skip
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows
 
 
+def default_strategy(row: dict) -> str:
+    """What ``--strategy auto`` (texttune's default) picks for the training rows of a result."""
+    from texttune import RunConfig
+    from texttune.recipe import choose_strategy
+
+    classes = row.get("classes") or row["rows"] // int(row["size"])  # older results: per-class sizes only
+    return choose_strategy(RunConfig(), "single_label", row["rows"], classes).strategy.strategy
+
+
 def table(results: list[dict]) -> str:
-    """Markdown: one row per dataset and size, one column per method (mean ± spread, seconds)."""
+    """Markdown: one row per dataset and size, one column per method (mean ± spread, seconds), the best
+    method, and texttune's default (``--strategy auto``) with its distance from the best."""
     keys = sorted({(r["dataset"], r["size"]) for r in results}, key=lambda k: (k[0], _size_order(k[1])))
     methods = [m for m in METHODS if any(r["method"] == m for r in results)]
     lines = [
-        "| dataset | size | " + " | ".join(methods) + " | best |",
-        "|---|---|" + "---:|" * len(methods) + "---|",
+        "| dataset | size | " + " | ".join(methods) + " | best | default (vs best) |",
+        "|---|---|" + "---:|" * len(methods) + "---|---|",
     ]
     for dataset, size in keys:
         cells, means = [], {}
@@ -150,8 +161,10 @@ def table(results: list[dict]) -> str:
             seconds = statistics.mean(r["seconds"] for r in runs)
             cells.append(f"{means[method]:.3f}{spread} ({seconds:.0f} s)")
         label = f"{size}/class" if size in PER_CLASS else size
-        best = max(means, key=means.get) if means else ""
-        lines.append(f"| {dataset} | {label} | " + " | ".join(cells) + f" | {best} |")
+        best = max(means, key=means.get)
+        pick = default_strategy(next(r for r in results if (r["dataset"], r["size"]) == (dataset, size)))
+        gap = f"{means[pick] - means[best]:+.3f}" if pick in means else "not run"
+        lines.append(f"| {dataset} | {label} | " + " | ".join(cells) + f" | {best} | {pick} ({gap}) |")
     return "\n".join(lines)
 
 
