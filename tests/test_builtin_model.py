@@ -48,9 +48,9 @@ def test_defaults_learn_from_600_rows(tmp_path):
     assert "warning" not in result.metrics and result.test_metrics["accuracy"] > 0.7  # majority: 0.587
 
 
-def test_setfit_learns_sms_spam_from_eight_examples_per_class(tmp_path):
+def test_the_default_learns_sms_spam_from_eight_examples_per_class(tmp_path):
+    """``--strategy auto`` picks setfit for 8 examples per class."""
     from texttune.assets import load_builtin_dataset
-    from texttune.config import StrategyConfig
 
     splits = load_builtin_dataset("sms_spam")
     train_rows = splits["train"].to_pandas().groupby("label").head(8)
@@ -65,9 +65,9 @@ def test_setfit_learns_sms_spam_from_eight_examples_per_class(tmp_path):
         ),
         model=ModelConfig(model="minilm", max_length=64),
         train=TrainConfig(output=str(tmp_path / "setfit"), progress=False),
-        strategy=StrategyConfig(strategy="setfit"),
     )
     result = train(config)
+    assert json.loads((result.output / "texttune.json").read_text())["strategy"] == "setfit"
     test = result.test_metrics  # always predicting ham: macro-F1 0.46, spam recall 0
     assert test["f1_macro"] > 0.7 and test["per_class"]["spam"]["recall"] > 0.7
     reloaded = Predictor.load(result.output).evaluate(load_training_data(config.data).splits["test"])
