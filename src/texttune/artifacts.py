@@ -101,6 +101,8 @@ class RunManifest:
     config: dict[str, Any] = field(default_factory=dict)
     #: Multi-label: one decision threshold per label (tuned on validation); None uses ``threshold``.
     thresholds: list[float] | None = None
+    #: Temperature scaling fitted on validation (multi-label: one per label); None: probabilities as trained.
+    temperature: float | list[float] | None = None
     #: How texts longer than ``max_length`` are encoded: truncate, head-tail or sliding (with ``stride``).
     long_text: str = "truncate"
     stride: int | None = None

@@ -266,6 +266,14 @@ class TrainConfig:
             "comma-separated (e.g. 1,6.5)."
         },
     )
+    calibrate: bool = field(
+        default=True,
+        metadata={
+            "help": "Classification: fit temperature scaling on the validation split after training, so that "
+            "predicted probabilities match how often the model is right (stored in the run; metrics gain "
+            "the expected calibration error before and after)."
+        },
+    )
     tune_thresholds: bool = field(
         default=True,
         metadata={

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .artifacts import MODEL_WEIGHTS_FILE, TOKENIZER_CONFIG_FILE, RunManifest, read_manifest, require_files
+from .calibration import apply_temperature
 from .config import BACKENDS
 from .data import iter_frames, resolve_text_columns
 from .errors import ConfigError, DataError
@@ -192,8 +193,10 @@ class Predictor:
         return np.full(len(self.label_names), self.manifest.threshold, dtype=np.float64)
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Class probabilities (calibrated, when the run fitted a temperature); regression: the values."""
         if self.task == REGRESSION:
             return logits
+        logits = apply_temperature(logits, self.manifest.temperature)
         if self.task == MULTI_LABEL:
             return sigmoid(logits)
         return softmax(logits)
@@ -233,7 +236,12 @@ class Predictor:
         pairs = dataset[TEXT_PAIR] if TEXT_PAIR in dataset.column_names else None
         logits = self.logits(dataset[TEXT], pairs)
         return evaluate_predictions(
-            self.task, self.label_names, logits, np.asarray(dataset[LABELS]), self.thresholds
+            self.task,
+            self.label_names,
+            logits,
+            np.asarray(dataset[LABELS]),
+            self.thresholds,
+            self.manifest.temperature,
         )
 
     def iter_file_predictions(

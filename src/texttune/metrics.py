@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .calibration import apply_temperature, expected_calibration_error
 from .errors import ConfigError
 from .tasks import MULTI_LABEL, REGRESSION
 
@@ -35,8 +36,13 @@ def evaluate_predictions(
     logits: np.ndarray,
     labels: np.ndarray,
     threshold: float | np.ndarray = DEFAULT_THRESHOLD,
+    temperature: float | list[float] | None = None,
 ) -> dict[str, Any]:
     """Every metric for one split: scalar metrics at the top level, plus ``per_class`` and ``confusion_matrix``.
+
+    Classification reports include the expected calibration error (``ece``) of the probabilities the run
+    predicts: with ``temperature`` (see :mod:`texttune.calibration`) those are the calibrated ones, and
+    ``ece_uncalibrated`` gives the error before calibration.
 
     Example:
         >>> import numpy as np
@@ -48,9 +54,16 @@ def evaluate_predictions(
     labels = np.asarray(labels)
     if task == REGRESSION:
         return _regression(logits.reshape(-1), labels.reshape(-1).astype(np.float64))
+    calibrated = apply_temperature(logits, temperature)
     if task == MULTI_LABEL:
-        return _multi_label(label_names, logits, labels.astype(int), threshold)
-    return _single_label(label_names, logits, labels.astype(int))
+        report = _multi_label(label_names, calibrated, labels.astype(int), threshold)
+    else:
+        report = _single_label(label_names, calibrated, labels.astype(int))
+    probabilities = sigmoid if task == MULTI_LABEL else softmax
+    report["ece"] = expected_calibration_error(task, probabilities(calibrated), labels)
+    if temperature is not None:
+        report["ece_uncalibrated"] = expected_calibration_error(task, probabilities(logits), labels)
+    return report
 
 
 def scalar_metrics(report: dict[str, Any]) -> dict[str, float]:

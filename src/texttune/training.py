@@ -64,7 +64,7 @@ from .metrics import (
 from .modeling import build_model, check_model_folder, count_parameters, resolve_model_path
 from .recipe import choose_strategy, resolve_defaults
 from .strategies import get_strategy
-from .tasks import LABELS, MULTI_LABEL, TEXT, TEXT_PAIR
+from .tasks import LABELS, MULTI_LABEL, REGRESSION, TEXT, TEXT_PAIR
 from .tokenization import load_tokenizer, make_collator, resolve_max_length
 
 logger = logging.getLogger(__name__)
@@ -436,10 +436,10 @@ def finish_run(
     train_output,
     inputs,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """After-save steps on the saved run: thresholds, the final evaluation, metrics and the report."""
+    """After-save steps on the saved run: calibration, thresholds, the final evaluation, metrics, report."""
     data, config = prepared.data, prepared.config
-    if data.task == MULTI_LABEL and config.train.tune_thresholds and prepared.has_validation:
-        _tune_thresholds(work, manifest, data)
+    if prepared.has_validation:
+        _fit_on_validation(work, manifest, data, config)
     metrics, test_metrics = _final_evaluation(work, data)
     advice = one_class_advice(metrics) or one_class_advice(test_metrics or {})
     if advice:
@@ -500,21 +500,35 @@ def _final_evaluation(run: Path, data: PreparedData) -> tuple[dict[str, Any], di
     return metrics, test_metrics
 
 
-def _tune_thresholds(run: Path, manifest: RunManifest, data: PreparedData) -> None:
-    """Store per-label thresholds that maximise each label's F1 on the validation split."""
+def _fit_on_validation(run: Path, manifest: RunManifest, data: PreparedData, config: RunConfig) -> None:
+    """Store what the saved run fits on its validation split: the temperature (``--calibrate``), then the
+    multi-label thresholds (``--tune-thresholds``) on the calibrated probabilities."""
     import numpy as np
 
+    from .calibration import apply_temperature, fit_temperature
     from .inference import Predictor
     from .metrics import sigmoid
 
+    calibrate = config.train.calibrate and data.task != REGRESSION
+    tune = config.train.tune_thresholds and data.task == MULTI_LABEL
+    if not (calibrate or tune):
+        return
     validation = data.splits["validation"]
     pairs = validation[TEXT_PAIR] if TEXT_PAIR in validation.column_names else None
     logits = Predictor.load(run).logits(validation[TEXT], pairs)
-    manifest.thresholds = tune_thresholds(sigmoid(logits), np.asarray(validation[LABELS]))
-    logger.info(
-        "multi-label thresholds: %s",
-        ", ".join(f"{n}={t:g}" for n, t in zip(data.label_names, manifest.thresholds)),
-    )
+    labels = np.asarray(validation[LABELS])
+    if calibrate:
+        manifest.temperature = fit_temperature(data.task, logits, labels)
+        logger.info(
+            "calibration: temperature %s (fitted on %d validation rows)", manifest.temperature, len(labels)
+        )
+    if tune:
+        probabilities = sigmoid(apply_temperature(logits, manifest.temperature))
+        manifest.thresholds = tune_thresholds(probabilities, labels)
+        logger.info(
+            "multi-label thresholds: %s",
+            ", ".join(f"{n}={t:g}" for n, t in zip(data.label_names, manifest.thresholds)),
+        )
     write_manifest(run, manifest)
 
 

@@ -1,0 +1,105 @@
+"""Calibrated confidence: temperature scaling fitted on the validation split, and expected calibration error.
+
+A fine-tuned classifier's probabilities are usually over-confident: of the texts it labels with 0.95, far
+fewer than 95% are right. Temperature scaling (Guo et al., 2017, "On Calibration of Modern Neural
+Networks") divides the logits by one number, the temperature, chosen to minimise the negative
+log-likelihood of the validation labels (SciPy's bounded scalar minimiser does the fitting). The predicted
+class never changes, only how sure the model says it is. A multi-label run gets one temperature per label
+(each label's sigmoid is a binary classifier of its own). Regression has no probabilities to calibrate.
+
+Expected calibration error (ECE) measures what is left: the confidences are put in 15 equal-width bins
+and ECE is the share-weighted mean gap between each bin's mean confidence and how often its predictions
+are right (single-label: the top class; multi-label: every label's probability against the label's
+presence).
+
+Example:
+    >>> import numpy as np
+    >>> logits = np.array([[4.0, 0.0], [4.0, 0.0], [0.0, 4.0], [0.0, 4.0]])
+    >>> labels = np.array([0, 1, 1, 1])  # right 3 times out of 4, with confidence 0.98
+    >>> round(fit_temperature("single_label", logits, labels), 2)
+    3.64
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .tasks import MULTI_LABEL, REGRESSION
+
+#: Confidence bins of the expected calibration error.
+ECE_BINS = 15
+#: The temperatures searched (a temperature outside them means the logits carry no usable signal).
+TEMPERATURE_RANGE = (0.05, 20.0)
+
+
+def fit_temperature(task: str, logits: np.ndarray, labels: np.ndarray) -> float | list[float] | None:
+    """The temperature (multi-label: one per label) that makes ``logits`` best predict ``labels``.
+
+    Args:
+        task: ``single_label`` or ``multi_label`` (regression: None).
+        logits: Validation logits, shape (n, classes).
+        labels: Class ids (single-label) or the multi-hot matrix (multi-label).
+
+    Returns:
+        The temperature, a list of them, or None when there is nothing to calibrate (regression, no rows).
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    if task == REGRESSION or len(logits) == 0:
+        return None
+    if task == MULTI_LABEL:
+        labels = np.asarray(labels, dtype=np.float64)
+        return [
+            _fit(lambda t, j=j: _binary_nll(logits[:, j] / t, labels[:, j])) for j in range(logits.shape[1])
+        ]
+    labels = np.asarray(labels, dtype=int)
+    return _fit(lambda t: _softmax_nll(logits / t, labels))
+
+
+def apply_temperature(logits: np.ndarray, temperature: float | list[float] | None) -> np.ndarray:
+    """``logits`` divided by the temperature (per label for a list); unchanged for None."""
+    if temperature is None:
+        return logits
+    return logits / np.asarray(temperature, dtype=logits.dtype if logits.dtype.kind == "f" else np.float64)
+
+
+def expected_calibration_error(
+    task: str, probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS
+) -> float:
+    """The expected calibration error of ``probabilities`` (see the module docstring).
+
+    Example:
+        >>> expected_calibration_error("single_label", np.array([[0.9, 0.1], [0.6, 0.4]]), np.array([0, 1]))
+        0.35
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if len(probabilities) == 0:
+        return 0.0
+    if task == MULTI_LABEL:
+        confidence, outcome = probabilities.reshape(-1), np.asarray(labels, dtype=np.float64).reshape(-1)
+    else:
+        confidence = probabilities.max(axis=1)
+        outcome = (probabilities.argmax(axis=1) == np.asarray(labels)).astype(np.float64)
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    gaps = np.abs(np.bincount(which, confidence, bins) - np.bincount(which, outcome, bins))
+    return float(round(gaps.sum() / counts.sum(), 6))
+
+
+def _fit(nll) -> float:
+    from scipy.optimize import minimize_scalar
+
+    low, high = np.log(TEMPERATURE_RANGE)
+    result = minimize_scalar(lambda log_t: nll(np.exp(log_t)), bounds=(low, high), method="bounded")
+    return float(round(np.exp(result.x), 6))
+
+
+def _softmax_nll(logits: np.ndarray, labels: np.ndarray) -> float:
+    from scipy.special import log_softmax
+
+    return float(-log_softmax(logits, axis=1)[np.arange(len(labels)), labels].mean())
+
+
+def _binary_nll(logits: np.ndarray, labels: np.ndarray) -> float:
+    from scipy.special import log_expit
+
+    return float(-(labels * log_expit(logits) + (1 - labels) * log_expit(-logits)).mean())
