@@ -111,6 +111,25 @@ def sentiment_manifest():
 
 
 @pytest.fixture(scope="session")
+def untrained_run(tiny_bert, tmp_path_factory) -> str:
+    """A two-class (negative/positive) run folder of ``tiny_bert`` with a randomly initialised head."""
+    import torch
+    from transformers import AutoTokenizer, BertForSequenceClassification
+
+    from texttune.artifacts import write_manifest
+
+    run = tmp_path_factory.mktemp("untrained") / "run"
+    torch.manual_seed(0)
+    model = BertForSequenceClassification.from_pretrained(
+        tiny_bert, num_labels=2, id2label={0: "negative", 1: "positive"}
+    )
+    model.save_pretrained(run)
+    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(run)
+    write_manifest(run, _sentiment_manifest(tiny_bert))
+    return str(run)
+
+
+@pytest.fixture(scope="session")
 def run_config():
     """``run_config(model, data, output, *, strategy=None, model_options=None, **train_options)``.
 

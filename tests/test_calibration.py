@@ -69,3 +69,97 @@ def test_a_run_stores_its_temperature_and_predicts_with_it(tiny_bert, reviews_cs
     plain = train(run_config(tiny_bert, reviews_csv, tmp_path / "plain", calibrate=False))
     assert json.loads((plain.output / "texttune.json").read_text())["temperature"] is None
     assert "ece" in plain.metrics and "ece_uncalibrated" not in plain.metrics
+
+
+def test_min_confidence_abstains_in_predictions_files_and_evaluation(
+    untrained_run, reviews_csv, tmp_path, capsys
+):
+    import pandas as pd
+
+    from texttune import Predictor
+    from texttune.cli import main
+
+    texts = pd.read_csv(reviews_csv)["text"].tolist()
+    scores = np.array([p.score for p in Predictor.load(untrained_run).predict(texts)])
+    floor = float(np.median(scores))
+    assert main(["predict", untrained_run, *texts[:6], "--min-confidence", str(floor), "--json"]) == 0
+    answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [a["abstained"] for a in answers] == (scores[:6] < floor).tolist()
+    assert all((a["label"] is None) == a["abstained"] for a in answers)
+
+    out = tmp_path / "predictions.csv"
+    assert (
+        main(
+            [
+                "predict",
+                untrained_run,
+                "--data",
+                reviews_csv,
+                "--output",
+                str(out),
+                "--min-confidence",
+                str(floor),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    rows = pd.read_csv(out)
+    assert rows["abstained"].tolist() == (scores < floor).tolist()
+    assert rows.loc[rows["abstained"], "predicted_label"].isna().all()
+
+    argv = ["evaluate", untrained_run, "--data", reviews_csv, "--min-confidence", str(floor), "--json"]
+    assert main([*argv, "--output", str(tmp_path / "evaluation")]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    labels = (pd.read_csv(reviews_csv)["label"] == "positive").to_numpy()
+    predicted = np.array([p.label == "positive" for p in Predictor.load(untrained_run).predict(texts)])
+    kept = scores >= floor
+    assert metrics["coverage"] == pytest.approx(kept.mean(), abs=1e-6)
+    assert metrics["answered_accuracy"] == pytest.approx((predicted == labels)[kept].mean(), abs=1e-6)
+
+
+def test_target_accuracy_suggests_the_threshold_that_reaches_it(untrained_run, reviews_csv, tmp_path, capsys):
+    from texttune.cli import main
+
+    argv = ["evaluate", untrained_run, "--data", reviews_csv]
+    assert (
+        main([*argv, "--output", str(tmp_path / "a"), "--target-accuracy", "0.01"]) == 0
+    )  # every row answered
+    assert "for accuracy >= 0.01: --min-confidence" in capsys.readouterr().out
+    assert main([*argv, "--output", str(tmp_path / "b"), "--target-accuracy", "1", "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    if "suggested_min_confidence" in metrics:  # the most confident rows happen to be all right
+        assert metrics["accuracy_at_target"] == 1.0 and metrics["coverage_at_target"] < 1.0
+    else:
+        assert metrics["coverage_at_target"] == 0.0
+
+
+def test_risk_coverage_and_the_threshold_for_a_target_accuracy():
+    from texttune.calibration import answered, confidence_for_accuracy, risk_coverage
+
+    probabilities = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.3, 0.7]])
+    labels = np.array([0, 1, 1, 0])  # right at 0.9 and 0.8, wrong at 0.7 and 0.6
+    thresholds, coverage, accuracy = risk_coverage(probabilities, labels)
+    assert thresholds.tolist() == [0.9, 0.8, 0.7, 0.6]
+    assert coverage.tolist() == [0.25, 0.5, 0.75, 1.0] and accuracy.tolist() == pytest.approx(
+        [1, 1, 2 / 3, 0.5]
+    )
+    assert confidence_for_accuracy(probabilities, labels, 0.9)["suggested_min_confidence"] == 0.8
+    assert confidence_for_accuracy(np.array([[0.9, 0.1]]), np.array([1]), 0.5) is None
+    assert answered(probabilities, labels, 0.75) == {
+        "min_confidence": 0.75,
+        "coverage": 0.5,
+        "answered_accuracy": 1.0,
+    }
+
+
+def test_min_confidence_is_for_single_label_runs(sentiment_manifest):
+    from texttune import Predictor
+    from texttune.errors import ConfigError
+
+    manifest = sentiment_manifest("m")
+    manifest.task = "multi_label"
+    with pytest.raises(
+        ConfigError, match="--min-confidence applies to single-label runs; this run is multi-label"
+    ):
+        Predictor(None, None, manifest, min_confidence=0.9)

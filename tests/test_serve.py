@@ -19,7 +19,6 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from texttune.artifacts import write_manifest  # noqa: E402
 from texttune.cli import main  # noqa: E402
 from texttune.inference import Predictor  # noqa: E402
 from texttune.serve import ServeConfig, create_app, start_in_thread  # noqa: E402
@@ -29,21 +28,9 @@ TEXTS = ["good fun film", "awful boring plot", "the acting was really clever and
 
 
 @pytest.fixture(scope="module")
-def run_dir(tiny_bert, tmp_path_factory, sentiment_manifest) -> str:
-    """A run folder with a (randomly initialised) classification head: serving does not need training."""
-    import torch
-    from transformers import AutoTokenizer, BertForSequenceClassification
-
-    run = tmp_path_factory.mktemp("served") / "run"
-    torch.manual_seed(0)
-    model = BertForSequenceClassification.from_pretrained(
-        tiny_bert, num_labels=2, id2label={0: "negative", 1: "positive"}
-    )
-    model.save_pretrained(run)
-    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(run)
-    manifest = sentiment_manifest(tiny_bert)
-    write_manifest(run, manifest)
-    return str(run)
+def run_dir(untrained_run) -> str:
+    """Serving does not need a trained run."""
+    return untrained_run
 
 
 @pytest.fixture(scope="module")
@@ -189,6 +176,7 @@ def test_concurrent_requests_are_micro_batched_and_answered_in_order(server, pre
         (["--max-batch-size", "0"], "--max-batch-size must be at least 1, got 0"),
         (["--max-batch-size", "256"], "--max-micro-batch (128) must be at least --max-batch-size (256)"),
         (["--batch-wait-ms", "-1"], "--batch-wait-ms must not be negative"),
+        (["--min-confidence", "1.5"], "--min-confidence must be above 0 and at most 1, got 1.5"),
     ],
 )
 def test_serve_option_errors(run_dir, argv, message, capsys):
@@ -234,3 +222,20 @@ def test_texttune_serve_command_end_to_end(run_dir):
     assert process.returncode == 0, err
     assert f"serving {run_dir} on http://127.0.0.1:{port}" in out
     assert "Traceback" not in err
+
+
+def test_min_confidence_answers_abstain_below_it(run_dir, predictor):
+    scores = sorted(p.score for p in predictor.predict(TEXTS))
+    cautious = Predictor.load(run_dir, device="cpu", min_confidence=scores[2])  # the two least sure abstain
+    config = ServeConfig(max_batch_size=8, max_micro_batch=64, min_confidence=scores[2])
+    thread = start_in_thread(create_app(cautious, config), "127.0.0.1", 0)
+    try:
+        status, payload = request(thread.port, "POST", "/predict", {"texts": TEXTS})
+    finally:
+        thread.stop()
+    assert status == 200
+    answers = payload["predictions"]
+    assert sum(a["abstained"] for a in answers) == 2
+    for answer, plain in zip(answers, predictor.predict(TEXTS)):
+        assert answer["label"] == (None if answer["abstained"] else plain.label)
+        assert answer["abstained"] == (plain.score < scores[2])

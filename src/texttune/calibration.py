@@ -12,6 +12,11 @@ and ECE is the share-weighted mean gap between each bin's mean confidence and ho
 are right (single-label: the top class; multi-label: every label's probability against the label's
 presence).
 
+Calibrated confidence makes abstention meaningful (single-label runs): with ``--min-confidence P`` a text
+whose top probability is below P gets no label. :func:`answered` gives the share of texts answered
+(coverage) and the accuracy on them; :func:`risk_coverage` the whole trade-off, from which
+:func:`confidence_for_accuracy` picks the lowest threshold that reaches a target accuracy.
+
 Example:
     >>> import numpy as np
     >>> logits = np.array([[4.0, 0.0], [4.0, 0.0], [0.0, 4.0], [0.0, 4.0]])
@@ -83,6 +88,70 @@ def expected_calibration_error(
     counts = np.bincount(which, minlength=bins)
     gaps = np.abs(np.bincount(which, confidence, bins) - np.bincount(which, outcome, bins))
     return float(round(gaps.sum() / counts.sum(), 6))
+
+
+def answered(probabilities: np.ndarray, labels: np.ndarray, min_confidence: float) -> dict[str, float]:
+    """Single-label abstention at ``min_confidence``: the share of rows answered and the accuracy on them.
+
+    Example:
+        >>> answered(np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8]]), np.array([0, 1, 0]), 0.7)
+        {'min_confidence': 0.7, 'coverage': 0.666667, 'answered_accuracy': 0.5}
+    """
+    confidence, correct = _confidence_and_correct(probabilities, labels)
+    kept = confidence >= min_confidence
+    accuracy = float(correct[kept].mean()) if kept.any() else 0.0
+    return {
+        "min_confidence": min_confidence,
+        "coverage": round(float(kept.mean()), 6) if len(kept) else 0.0,
+        "answered_accuracy": round(accuracy, 6),
+    }
+
+
+def risk_coverage(probabilities: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every abstention threshold's trade-off, most confident rows first.
+
+    Returns:
+        ``(threshold, coverage, accuracy)``: answering the rows whose confidence is at least
+        ``threshold[i]`` answers the share ``coverage[i]`` of them with accuracy ``accuracy[i]``.
+    """
+    confidence, correct = _confidence_and_correct(probabilities, labels)
+    order = np.argsort(-confidence, kind="stable")
+    confidence, correct = confidence[order], correct[order]
+    counts = np.arange(1, len(order) + 1)
+    accuracy = np.cumsum(correct) / counts
+    last_of_ties = np.r_[
+        confidence[1:] != confidence[:-1], True
+    ]  # a threshold keeps all rows of equal confidence
+    return confidence[last_of_ties], (counts / len(order))[last_of_ties], accuracy[last_of_ties]
+
+
+def confidence_for_accuracy(
+    probabilities: np.ndarray, labels: np.ndarray, target: float
+) -> dict[str, float] | None:
+    """The lowest ``--min-confidence`` whose answered rows reach accuracy ``target`` (the most coverage), or
+    None when no threshold does.
+
+    Example:
+        >>> confidence_for_accuracy(np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8]]), np.array([0, 1, 1]), 0.9)
+        {'target_accuracy': 0.9, 'suggested_min_confidence': 0.8, 'coverage_at_target': 0.666667, 'accuracy_at_target': 1.0}
+    """
+    thresholds, coverage, accuracy = risk_coverage(probabilities, labels)
+    reached = np.flatnonzero(accuracy >= target)
+    if len(reached) == 0:
+        return None
+    best = reached[-1]
+    return {
+        "target_accuracy": target,
+        "suggested_min_confidence": round(float(thresholds[best]), 6),
+        "coverage_at_target": round(float(coverage[best]), 6),
+        "accuracy_at_target": round(float(accuracy[best]), 6),
+    }
+
+
+def _confidence_and_correct(probabilities: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    correct = (probabilities.argmax(axis=1) == np.asarray(labels)).astype(np.float64)
+    return probabilities.max(axis=1), correct
 
 
 def _fit(nll) -> float:

@@ -279,7 +279,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"evaluated {result.name} ({result.metrics.get('samples', 0)} samples); files in {result.output}"
         )
         print(format_report(result.metrics))
+        if "target_accuracy" in result.metrics:
+            print(_target_line(result.metrics))
     return 0
+
+
+def _target_line(metrics: dict[str, Any]) -> str:
+    target = metrics["target_accuracy"]
+    if "suggested_min_confidence" not in metrics:
+        return f"no --min-confidence reaches accuracy {target:g} on these rows"
+    return (
+        f"for accuracy >= {target:g}: --min-confidence {metrics['suggested_min_confidence']:.4f} answers "
+        f"{100 * metrics['coverage_at_target']:.1f}% of these rows (accuracy {metrics['accuracy_at_target']:.4f})"
+    )
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -287,7 +299,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     options = from_args(args, PredictConfig)
     options.check_texts(args.texts)
-    predictor = Predictor.load(args.run, batch_size=options.batch_size, backend=options.backend)
+    predictor = Predictor.load(
+        args.run,
+        batch_size=options.batch_size,
+        backend=options.backend,
+        min_confidence=options.min_confidence,
+    )
     if options.data:
         started = time.perf_counter()
         rows = predictor.predict_file(
@@ -345,7 +362,8 @@ def _format_prediction(text: str, prediction, task: str, as_json: bool) -> str:
             ", ".join(f"{n} ({prediction.probabilities[n]:.3f})" for n in prediction.label) or "(no label)"
         )
         return f"{chosen}\t{text}"
-    return f"{prediction.label} ({prediction.score:.3f})\t{text}"
+    label = "abstain" if prediction.abstained else prediction.label
+    return f"{label} ({prediction.score:.3f})\t{text}"
 
 
 def _interactive(predictor, as_json: bool) -> int:

@@ -24,6 +24,7 @@ from .options import (
     require_fraction,
     require_non_negative,
     require_positive,
+    require_probability,
 )
 from .strategies import StrategyConfig
 from .tasks import POOLING_CHOICES
@@ -438,6 +439,10 @@ def load_yaml_config(path: str | Path) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- the other subcommands
 
+MIN_CONFIDENCE_HELP = (
+    "Single-label runs: abstain (no label) when the top probability (calibrated, see --calibrate) is below "
+    "this."
+)
 _BACKEND_HELP = (
     "What runs the model: the run's ONNX export (`texttune export RUN --onnx`), PyTorch, or auto (ONNX "
     "when the run has one)."
@@ -471,6 +476,20 @@ class EvaluateConfig:
             "RUN/evaluations/NAME)."
         },
     )
+    min_confidence: float | None = field(
+        default=None,
+        metadata={
+            "help": f"{MIN_CONFIDENCE_HELP} The report adds the share of rows answered (coverage) and the "
+            "accuracy on them."
+        },
+    )
+    target_accuracy: float | None = field(
+        default=None,
+        metadata={
+            "help": "Single-label runs: print the lowest --min-confidence whose answered rows reach this "
+            "accuracy on the evaluated data, and the share of rows it answers."
+        },
+    )
     batch_size: int = field(default=64, metadata={"help": "Evaluation batch size."})
     backend: str = field(default="auto", metadata={"help": _BACKEND_HELP, "choices": BACKENDS})
 
@@ -478,6 +497,7 @@ class EvaluateConfig:
         require_positive(self, ("batch_size",))
         require_positive(self, ("max_eval_samples",), what="a positive number")
         require_choice(self, "backend", BACKENDS)
+        require_probability(self, ("min_confidence", "target_accuracy"))
 
 
 @dataclass
@@ -502,6 +522,10 @@ class PredictConfig:
         default=None, metadata={"help": "Second text column of --data for pair models."}
     )
     encoding: str = field(default="utf-8", metadata={"help": "Text encoding of --data."})
+    min_confidence: float | None = field(
+        default=None,
+        metadata={"help": f"{MIN_CONFIDENCE_HELP} Files get an `abstained` column; JSON a null label."},
+    )
     batch_size: int = field(default=64, metadata={"help": "Prediction batch size."})
     backend: str = field(default="auto", metadata={"help": _BACKEND_HELP, "choices": BACKENDS})
 
@@ -514,6 +538,7 @@ class PredictConfig:
             raise ConfigError("--output is for predicting a file; give the file with --data")
         require_positive(self, ("batch_size",))
         require_choice(self, "backend", BACKENDS)
+        require_probability(self, ("min_confidence",))
         if self.output and Path(self.output).exists() and not self.overwrite:
             raise ConfigError(f"{self.output} exists; pass --overwrite to replace it")
 

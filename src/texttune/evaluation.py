@@ -13,6 +13,8 @@ from .config import DataConfig, EvaluateConfig
 from .data import load_labelled
 from .data.readers import COMPRESSIONS, READERS
 from .data.splits import subset
+from .errors import ConfigError
+from .tasks import SINGLE_LABEL
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +65,10 @@ def evaluate_run(run: str | Path, **options: Any) -> EvaluationResult:
     config = EvaluateConfig(**options)
     folder = Path(run)
     manifest = read_manifest(folder)
+    if config.target_accuracy is not None and manifest.task != SINGLE_LABEL:
+        raise ConfigError(
+            f"--target-accuracy applies to single-label runs; this run is {manifest.task.replace('_', '-')}"
+        )
     if config.data is None:
         dataset = subset(read_validation_split(folder), config.max_eval_samples, seed=_EVALUATION_SEED)
         name = "validation"
@@ -81,8 +87,10 @@ def evaluate_run(run: str | Path, **options: Any) -> EvaluationResult:
             **columns,
         )
         name = _slug(config.data)
-    predictor = Predictor.load(folder, batch_size=config.batch_size, backend=config.backend)
-    metrics = predictor.evaluate(dataset)
+    predictor = Predictor.load(
+        folder, batch_size=config.batch_size, backend=config.backend, min_confidence=config.min_confidence
+    )
+    metrics = predictor.evaluate(dataset, target_accuracy=config.target_accuracy)
     out = Path(config.output) if config.output else folder / EVALUATIONS_DIR / name
     write_evaluation(out, metrics, manifest.label_names, name)
     logger.info("evaluation of %s on %s written to %s", folder, name, out)

@@ -18,7 +18,7 @@ from .data import iter_frames, resolve_text_columns
 from .errors import ConfigError, DataError
 from .long_text import TRUNCATE, aggregate_windows, encode_long
 from .metrics import evaluate_predictions, sigmoid, softmax
-from .tasks import LABELS, MULTI_LABEL, REGRESSION, TEXT, TEXT_PAIR
+from .tasks import LABELS, MULTI_LABEL, REGRESSION, SINGLE_LABEL, TEXT, TEXT_PAIR
 from .tokenization import encode, load_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -33,15 +33,18 @@ class Prediction:
 
     ``label`` is the class name (a list of names for multi-label, the value for regression); ``score`` the
     probability of ``label`` (for multi-label the lowest probability among the chosen labels, for regression
-    the value); ``probabilities`` maps every class name to its probability.
+    the value); ``probabilities`` maps every class name to its probability. With a minimum confidence
+    (single-label), ``abstained`` says whether ``score`` fell below it, and then ``label`` is None.
     """
 
     label: Any
     score: float
     probabilities: dict[str, float]
+    abstained: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "score": self.score, "probabilities": self.probabilities}
+        fields = {"label": self.label, "score": self.score, "probabilities": self.probabilities}
+        return fields if self.abstained is None else {**fields, "abstained": self.abstained}
 
 
 def select_device(device: str | None = None) -> str:
@@ -69,9 +72,23 @@ class Predictor:
         'fresh'
     """
 
-    def __init__(self, model, tokenizer, manifest: RunManifest, *, device: str = "cpu", batch_size: int = 64):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        manifest: RunManifest,
+        *,
+        device: str = "cpu",
+        batch_size: int = 64,
+        min_confidence: float | None = None,
+    ):
         from .onnx_model import OnnxModel
 
+        if min_confidence is not None and manifest.task != SINGLE_LABEL:
+            raise ConfigError(
+                f"--min-confidence applies to single-label runs; this run is {manifest.task.replace('_', '-')}"
+            )
+        self.min_confidence = min_confidence
         self.backend = "onnx" if isinstance(model, OnnxModel) else "torch"
         self.model = model if self.backend == "onnx" else model.to(device).eval()
         self.tokenizer = tokenizer
@@ -87,6 +104,7 @@ class Predictor:
         device: str | None = None,
         batch_size: int = 64,
         backend: str = "auto",
+        min_confidence: float | None = None,
     ) -> Predictor:
         """Load the run folder written by :func:`texttune.train` (or by ``texttune export``).
 
@@ -97,6 +115,7 @@ class Predictor:
             backend: ``torch``, ``onnx`` (the run's ``onnx/model.onnx``, written by
                 ``texttune export RUN --onnx``) or ``auto``: ONNX when the run has an export, ONNX Runtime
                 is installed and the device is the CPU, else PyTorch.
+            min_confidence: Single-label: abstain (no label) when the top probability is below this.
 
         Returns:
             The predictor.
@@ -126,7 +145,9 @@ class Predictor:
         else:
             model = load_model_for_run(folder, manifest)
         tokenizer = load_tokenizer(str(folder))
-        return cls(model, tokenizer, manifest, device=device, batch_size=batch_size)
+        return cls(
+            model, tokenizer, manifest, device=device, batch_size=batch_size, min_confidence=min_confidence
+        )
 
     @property
     def num_labels(self) -> int:
@@ -226,13 +247,18 @@ class Predictor:
                 results.append(Prediction(label=chosen, score=score, probabilities=probabilities))
             else:
                 best = int(row.argmax())
-                results.append(
-                    Prediction(label=names[best], score=float(row[best]), probabilities=probabilities)
-                )
+                score = float(row[best])
+                abstained = None if self.min_confidence is None else score < self.min_confidence
+                label = None if abstained else names[best]
+                results.append(Prediction(label, score, probabilities, abstained))
         return results
 
-    def evaluate(self, dataset) -> dict[str, Any]:
-        """Every metric on a prepared dataset (columns ``text``, optional ``text_pair``, ``labels``)."""
+    def evaluate(self, dataset, *, target_accuracy: float | None = None) -> dict[str, Any]:
+        """Every metric on a prepared dataset (columns ``text``, optional ``text_pair``, ``labels``).
+
+        With the predictor's ``min_confidence`` the report adds coverage and the accuracy on the answered
+        rows; ``target_accuracy`` adds the lowest threshold that reaches it (single-label runs).
+        """
         pairs = dataset[TEXT_PAIR] if TEXT_PAIR in dataset.column_names else None
         logits = self.logits(dataset[TEXT], pairs)
         return evaluate_predictions(
@@ -242,6 +268,8 @@ class Predictor:
             np.asarray(dataset[LABELS]),
             self.thresholds,
             self.manifest.temperature,
+            min_confidence=self.min_confidence,
+            target_accuracy=target_accuracy,
         )
 
     def iter_file_predictions(
@@ -284,6 +312,8 @@ class Predictor:
         else:
             frame["predicted_label"] = [p.label for p in predictions]
             frame["score"] = [p.score for p in predictions]
+            if self.min_confidence is not None:
+                frame["abstained"] = [p.abstained for p in predictions]
         for j, name in enumerate(self.label_names):
             frame[f"prob_{name}"] = probs[:, j]
         return frame

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .calibration import apply_temperature, expected_calibration_error
+from .calibration import answered, apply_temperature, confidence_for_accuracy, expected_calibration_error
 from .errors import ConfigError
 from .tasks import MULTI_LABEL, REGRESSION
 
@@ -37,12 +37,17 @@ def evaluate_predictions(
     labels: np.ndarray,
     threshold: float | np.ndarray = DEFAULT_THRESHOLD,
     temperature: float | list[float] | None = None,
+    *,
+    min_confidence: float | None = None,
+    target_accuracy: float | None = None,
 ) -> dict[str, Any]:
     """Every metric for one split: scalar metrics at the top level, plus ``per_class`` and ``confusion_matrix``.
 
     Classification reports include the expected calibration error (``ece``) of the probabilities the run
     predicts: with ``temperature`` (see :mod:`texttune.calibration`) those are the calibrated ones, and
-    ``ece_uncalibrated`` gives the error before calibration.
+    ``ece_uncalibrated`` gives the error before calibration. Single-label reports can add abstention:
+    ``min_confidence`` gives the share of rows answered at that threshold (``coverage``) and the accuracy on
+    them, and ``target_accuracy`` the threshold that reaches it (see :mod:`texttune.calibration`).
 
     Example:
         >>> import numpy as np
@@ -63,6 +68,11 @@ def evaluate_predictions(
     report["ece"] = expected_calibration_error(task, probabilities(calibrated), labels)
     if temperature is not None:
         report["ece_uncalibrated"] = expected_calibration_error(task, probabilities(logits), labels)
+    if task != MULTI_LABEL and min_confidence is not None:
+        report.update(answered(softmax(calibrated), labels, min_confidence))
+    if task != MULTI_LABEL and target_accuracy is not None:
+        found = confidence_for_accuracy(softmax(calibrated), labels, target_accuracy)
+        report.update(found or {"target_accuracy": target_accuracy, "coverage_at_target": 0.0})
     return report
 
 

@@ -52,6 +52,14 @@ def require_at_least(options: Any, name: str, minimum: float) -> None:
         raise ConfigError(f"{flag(name)} must be at least {minimum}, got {value}")
 
 
+def require_probability(options: Any, names: Iterable[str]) -> None:
+    """Refuse values outside (0, 1]; None passes."""
+    for name in names:
+        value = getattr(options, name)
+        if value is not None and not 0.0 < value <= 1.0:
+            raise ConfigError(f"{flag(name)} must be above 0 and at most 1, got {value}")
+
+
 def require_non_negative(options: Any, names: Iterable[str]) -> None:
     """Refuse negative values in ``names``; None passes."""
     for name in names:

@@ -18,8 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from .config import MIN_CONFIDENCE_HELP
 from .errors import ConfigError
-from .options import require_at_least
+from .options import require_at_least, require_probability
 
 logger = logging.getLogger(__name__)
 
@@ -49,12 +50,16 @@ class ServeConfig:
     max_queue: int = field(
         default=4096, metadata={"help": "Most texts waiting for the model; beyond it requests get 503."}
     )
+    min_confidence: float | None = field(
+        default=None, metadata={"help": f"{MIN_CONFIDENCE_HELP} Answers then carry `abstained`."}
+    )
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port must be between 0 and 65535, got {self.port}")
         for name in ("max_batch_size", "max_text_chars", "max_micro_batch", "max_queue"):
             require_at_least(self, name, 1)
+        require_probability(self, ("min_confidence",))
         if self.batch_wait_ms < 0:
             raise ConfigError(f"--batch-wait-ms must not be negative, got {self.batch_wait_ms}")
         if self.max_micro_batch < self.max_batch_size:
@@ -301,6 +306,9 @@ def _add_routes(app, predictor, batcher: MicroBatcher, config: ServeConfig) -> N
         )
         score: float
         probabilities: dict[str, float]
+        abstained: bool | None = Field(
+            default=None, description="With --min-confidence: no label, because score is below it."
+        )
 
     class PredictResponse(BaseModel):
         predictions: list[Prediction]
@@ -463,7 +471,9 @@ def serve(run: str, config: ServeConfig | None = None, *, device: str | None = N
             "serving on %s: anyone who can reach this address can use the model (there is no authentication)",
             config.host,
         )
-    predictor = Predictor.load(run, device=device, batch_size=config.max_micro_batch)
+    predictor = Predictor.load(
+        run, device=device, batch_size=config.max_micro_batch, min_confidence=config.min_confidence
+    )
     app = create_app(predictor, config)
     logger.info("serving %s on http://%s:%d (docs at /docs)", run, config.host, config.port)
     try:
