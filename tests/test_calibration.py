@@ -163,3 +163,27 @@ def test_min_confidence_is_for_single_label_runs(sentiment_manifest):
         ConfigError, match="--min-confidence applies to single-label runs; this run is multi-label"
     ):
         Predictor(None, None, manifest, min_confidence=0.9)
+
+
+def test_the_report_suggests_a_min_confidence_per_target_accuracy():
+    from texttune.report import abstention_rows
+
+    validation = {
+        "threshold": [0.99, 0.9, 0.7, 0.5],
+        "coverage": [0.25, 0.5, 0.75, 1.0],
+        "accuracy": [1, 0.96, 0.92, 0.85],
+    }
+    test = {
+        "threshold": [0.98, 0.95, 0.85, 0.6],
+        "coverage": [0.3, 0.5, 0.8, 1.0],
+        "accuracy": [1, 0.97, 0.9, 0.8],
+    }
+    rows = abstention_rows({"risk_coverage": validation}, {"risk_coverage": test})
+    assert rows == [
+        (0.9, 0.7, 0.75, 0.92, 0.8, 0.9),  # the validation threshold, applied to the test curve
+        (0.95, 0.9, 0.5, 0.96, 0.5, 0.97),
+        (0.99, 0.99, 0.25, 1, 0.0, 0.0),  # no test row is that confident
+    ]
+    assert (
+        abstention_rows({"risk_coverage": {**validation, "accuracy": [0.5] * 4}}, None)[0][1] == "not reached"
+    )

@@ -15,12 +15,14 @@ def test_run_writes_self_contained_report_plots_and_model_card(tiny_bert, review
             tiny_bert, reviews_csv, tmp_path / "run", epochs=2.0, logging_steps=1, report_to="tensorboard"
         )
     ).output
-    for name in ("learning_curves.png", "confusion_matrix.png", "per_class_f1.png", "label_distribution.png"):
+    plots = ("learning_curves.png", "confusion_matrix.png", "per_class_f1.png", "label_distribution.png")
+    for name in (*plots, "reliability.png", "risk_coverage.png"):
         assert (run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
 
     page = (run / "report.html").read_text(encoding="utf-8")
     sources = re.findall(r"""(?:src|href)=['"]([^'"]+)""", page)
-    assert len(sources) == 4 and all(s.startswith("data:image/png;base64,") for s in sources)  # offline
+    assert len(sources) == 6 and all(s.startswith("data:image/png;base64,") for s in sources)  # offline
+    assert "<h2>Confidence and abstention</h2>" in page and "calibrated by temperature scaling" in page
     assert "<script" not in page and "http" not in page.split("<h2>Configuration")[0]
     for text in (
         "Learning curves",

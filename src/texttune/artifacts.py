@@ -65,6 +65,8 @@ MODEL_CARD_FILE = "README.md"
 LEARNING_CURVES_FILE = "learning_curves.png"
 PER_CLASS_F1_FILE = "per_class_f1.png"
 LABEL_DISTRIBUTION_FILE = "label_distribution.png"
+RELIABILITY_FILE = "reliability.png"
+RISK_COVERAGE_FILE = "risk_coverage.png"
 TENSORBOARD_DIR = "tensorboard"
 #: Inside the work folder of an unfinished run: Trainer checkpoints and the options they were made with.
 CHECKPOINT_DIR = "checkpoints"

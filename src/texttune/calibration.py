@@ -76,18 +76,39 @@ def expected_calibration_error(
         >>> expected_calibration_error("single_label", np.array([[0.9, 0.1], [0.6, 0.4]]), np.array([0, 1]))
         0.35
     """
-    probabilities = np.asarray(probabilities, dtype=np.float64)
-    if len(probabilities) == 0:
+    counts, confidence, outcome = _bins(task, probabilities, labels, bins)
+    if counts.sum() == 0:
         return 0.0
+    return float(round(np.abs(confidence - outcome).sum() / counts.sum(), 6))
+
+
+def reliability(
+    task: str, probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS
+) -> dict[str, list]:
+    """The reliability diagram: per non-empty confidence bin, the mean confidence, how often it was right
+    (multi-label: how often the label was present) and the number of predictions."""
+    counts, confidence, outcome = _bins(task, probabilities, labels, bins)
+    kept = counts > 0
+    return {
+        "confidence": np.round(confidence[kept] / counts[kept], 6).tolist(),
+        "accuracy": np.round(outcome[kept] / counts[kept], 6).tolist(),
+        "rows": counts[kept].tolist(),
+    }
+
+
+def _bins(task: str, probabilities: np.ndarray, labels: np.ndarray, bins: int):
+    """Per equal-width confidence bin: the predictions, their summed confidence and summed outcome."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
     if task == MULTI_LABEL:
         confidence, outcome = probabilities.reshape(-1), np.asarray(labels, dtype=np.float64).reshape(-1)
     else:
-        confidence = probabilities.max(axis=1)
-        outcome = (probabilities.argmax(axis=1) == np.asarray(labels)).astype(np.float64)
+        confidence, outcome = _confidence_and_correct(probabilities, labels)
     which = np.minimum((confidence * bins).astype(int), bins - 1)
-    counts = np.bincount(which, minlength=bins)
-    gaps = np.abs(np.bincount(which, confidence, bins) - np.bincount(which, outcome, bins))
-    return float(round(gaps.sum() / counts.sum(), 6))
+    return (
+        np.bincount(which, minlength=bins),
+        np.bincount(which, confidence, bins),
+        np.bincount(which, outcome, bins),
+    )
 
 
 def answered(probabilities: np.ndarray, labels: np.ndarray, min_confidence: float) -> dict[str, float]:
@@ -125,6 +146,19 @@ def risk_coverage(probabilities: np.ndarray, labels: np.ndarray) -> tuple[np.nda
     return confidence[last_of_ties], (counts / len(order))[last_of_ties], accuracy[last_of_ties]
 
 
+def sampled_risk_coverage(
+    probabilities: np.ndarray, labels: np.ndarray, points: int = 100
+) -> dict[str, list]:
+    """:func:`risk_coverage` at about ``points`` evenly spaced thresholds (for the run report)."""
+    thresholds, coverage, accuracy = risk_coverage(probabilities, labels)
+    keep = np.unique(np.round(np.linspace(0, len(thresholds) - 1, min(points, len(thresholds)))).astype(int))
+    return {
+        "threshold": np.round(thresholds[keep], 6).tolist(),
+        "coverage": np.round(coverage[keep], 6).tolist(),
+        "accuracy": np.round(accuracy[keep], 6).tolist(),
+    }
+
+
 def confidence_for_accuracy(
     probabilities: np.ndarray, labels: np.ndarray, target: float
 ) -> dict[str, float] | None:
@@ -149,6 +183,7 @@ def confidence_for_accuracy(
 
 
 def _confidence_and_correct(probabilities: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's top probability, and 1.0 where the top class is the label."""
     probabilities = np.asarray(probabilities, dtype=np.float64)
     correct = (probabilities.argmax(axis=1) == np.asarray(labels)).astype(np.float64)
     return probabilities.max(axis=1), correct

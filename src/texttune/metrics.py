@@ -8,7 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from .calibration import answered, apply_temperature, confidence_for_accuracy, expected_calibration_error
+from .calibration import (
+    answered,
+    apply_temperature,
+    confidence_for_accuracy,
+    expected_calibration_error,
+    reliability,
+    sampled_risk_coverage,
+)
 from .errors import ConfigError
 from .tasks import MULTI_LABEL, REGRESSION
 
@@ -64,14 +71,19 @@ def evaluate_predictions(
         report = _multi_label(label_names, calibrated, labels.astype(int), threshold)
     else:
         report = _single_label(label_names, calibrated, labels.astype(int))
-    probabilities = sigmoid if task == MULTI_LABEL else softmax
-    report["ece"] = expected_calibration_error(task, probabilities(calibrated), labels)
+    probabilities = (sigmoid if task == MULTI_LABEL else softmax)(calibrated)
+    report["ece"] = expected_calibration_error(task, probabilities, labels)
     if temperature is not None:
-        report["ece_uncalibrated"] = expected_calibration_error(task, probabilities(logits), labels)
-    if task != MULTI_LABEL and min_confidence is not None:
-        report.update(answered(softmax(calibrated), labels, min_confidence))
-    if task != MULTI_LABEL and target_accuracy is not None:
-        found = confidence_for_accuracy(softmax(calibrated), labels, target_accuracy)
+        uncalibrated = (sigmoid if task == MULTI_LABEL else softmax)(logits)
+        report["ece_uncalibrated"] = expected_calibration_error(task, uncalibrated, labels)
+    report["reliability"] = reliability(task, probabilities, labels)
+    if task == MULTI_LABEL or not len(labels):
+        return report
+    report["risk_coverage"] = sampled_risk_coverage(probabilities, labels)
+    if min_confidence is not None:
+        report.update(answered(probabilities, labels, min_confidence))
+    if target_accuracy is not None:
+        found = confidence_for_accuracy(probabilities, labels, target_accuracy)
         report.update(found or {"target_accuracy": target_accuracy, "coverage_at_target": 0.0})
     return report
 

@@ -22,7 +22,9 @@ from .artifacts import (
     LEARNING_CURVES_FILE,
     MODEL_CARD_FILE,
     PER_CLASS_F1_FILE,
+    RELIABILITY_FILE,
     REPORT_HTML_FILE,
+    RISK_COVERAGE_FILE,
     RunManifest,
 )
 from .metrics import (
@@ -161,6 +163,81 @@ def plot_label_distribution(
     return path
 
 
+#: Accuracies the report suggests a ``--min-confidence`` for.
+TARGET_ACCURACIES = (0.9, 0.95, 0.99)
+
+
+def plot_reliability(splits: dict[str, dict[str, Any]], path: Path) -> Path | None:
+    """The reliability diagram of each split: accuracy against mean confidence per bin (the diagonal is
+    perfect calibration). None when no split has one."""
+    curves = {name: m["reliability"] for name, m in splits.items() if m and m.get("reliability")}
+    if not curves:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    ax.plot([0, 1], [0, 1], "--", color="gray", label="perfectly calibrated")
+    for name, curve in curves.items():
+        ax.plot(curve["confidence"], curve["accuracy"], "o-", label=f"{name} (ECE {splits[name]['ece']:.3f})")
+    ax.set_xlabel("confidence (mean per bin)")
+    ax.set_ylabel("share right")
+    ax.set_title("reliability")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_risk_coverage(splits: dict[str, dict[str, Any]], path: Path) -> Path | None:
+    """Accuracy on the answered rows against the share answered, as ``--min-confidence`` rises."""
+    curves = {name: m["risk_coverage"] for name, m in splits.items() if m and m.get("risk_coverage")}
+    if not curves:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    for name, curve in curves.items():
+        ax.plot(curve["coverage"], curve["accuracy"], label=name)
+    ax.set_xlabel("share of rows answered (coverage)")
+    ax.set_ylabel("accuracy on the answered rows")
+    ax.set_title("abstaining below a confidence")
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def abstention_rows(validation: dict[str, Any], test: dict[str, Any] | None) -> list[tuple[Any, ...]]:
+    """Per target accuracy: the lowest ``--min-confidence`` that reaches it on validation (from the sampled
+    risk-coverage curve), and the coverage and accuracy it gives on validation and, when present, test."""
+    rows = []
+    for target in TARGET_ACCURACIES:
+        found = _at_target(validation["risk_coverage"], target)
+        if found is None:
+            rows.append((target, "not reached", "", "", "", ""))
+            continue
+        threshold, coverage, accuracy = found
+        on_test = _at_threshold((test or {}).get("risk_coverage"), threshold)
+        rows.append((target, threshold, coverage, accuracy, *(on_test or ("", ""))))
+    return rows
+
+
+def _at_target(curve: dict[str, list[float]], target: float) -> tuple[float, float, float] | None:
+    reached = [i for i, accuracy in enumerate(curve["accuracy"]) if accuracy >= target]
+    if not reached:
+        return None
+    i = reached[-1]
+    return curve["threshold"][i], curve["coverage"][i], curve["accuracy"][i]
+
+
+def _at_threshold(curve: dict[str, list[float]] | None, threshold: float) -> tuple[float, float] | None:
+    """Coverage and accuracy of the last sampled point still at or above ``threshold``."""
+    if not curve:
+        return None
+    kept = [i for i, t in enumerate(curve["threshold"]) if t >= threshold]
+    return (curve["coverage"][kept[-1]], curve["accuracy"][kept[-1]]) if kept else (0.0, 0.0)
+
+
 def write_report(run: str | Path, inputs: ReportInputs) -> list[Path]:
     """Write the plots, ``report.html`` and the model card ``README.md`` into ``run``; returns the files.
 
@@ -190,6 +267,13 @@ def write_report(run: str | Path, inputs: ReportInputs) -> list[Path]:
     )
     if distribution:
         plots["Label distribution"] = distribution
+    splits = {"validation": inputs.metrics, "test": inputs.test_metrics}
+    for title, plot in (
+        ("Reliability of the predicted probabilities", plot_reliability(splits, run / RELIABILITY_FILE)),
+        ("Accuracy against coverage when abstaining", plot_risk_coverage(splits, run / RISK_COVERAGE_FILE)),
+    ):
+        if plot:
+            plots[title] = plot
     (run / REPORT_HTML_FILE).write_text(render_html(inputs, plots), encoding="utf-8")
     (run / MODEL_CARD_FILE).write_text(render_model_card(inputs), encoding="utf-8")
     logger.info("report written to %s", run / REPORT_HTML_FILE)
@@ -298,6 +382,8 @@ def render_html(inputs: ReportInputs, plots: dict[str, Path]) -> str:
             parts.append(_table(rows, ("class", "precision", "recall", "f1", "support")))
     if inputs.test_metrics:
         parts += ["<h2>Test metrics</h2>", _table(_metric_rows(inputs.test_metrics), ("metric", "value"))]
+    if inputs.metrics.get("risk_coverage"):
+        parts += _calibration_section(inputs)
     if m.thresholds:
         parts += [
             "<h2>Decision thresholds (tuned on validation)</h2>",
@@ -312,6 +398,40 @@ def render_html(inputs: ReportInputs, plots: dict[str, Path]) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in m.versions.items())
     parts.append(f"<p><small>{html.escape(versions)}</small></p></body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _calibration_section(inputs: ReportInputs) -> list[str]:
+    m, metrics = inputs.manifest, inputs.metrics
+    if m.temperature is None:
+        how = "Probabilities are the model's own (trained with --no-calibrate)."
+    else:
+        before, after = metrics.get("ece_uncalibrated"), metrics.get("ece")
+        how = (
+            f"Probabilities are calibrated by temperature scaling (temperature {m.temperature:.4g}, fitted on "
+            f"validation): expected calibration error {before:.4f} before, {after:.4f} after on validation"
+        )
+        if inputs.test_metrics and "ece_uncalibrated" in inputs.test_metrics:
+            t = inputs.test_metrics
+            how += f", {t['ece_uncalibrated']:.4f} before and {t['ece']:.4f} after on test"
+        how += "."
+    return [
+        "<h2>Confidence and abstention</h2>",
+        f"<p>{html.escape(how)} With <code>--min-confidence P</code> (predict, evaluate, serve) a text whose top "
+        "probability is below P gets no label. The lowest P that reaches each accuracy on the validation "
+        "split, and what it gives on the test split (read from the sampled curve; <code>texttune evaluate "
+        "RUN --target-accuracy A</code> gives exact values for any data):</p>",
+        _table(
+            abstention_rows(metrics, inputs.test_metrics),
+            (
+                "target accuracy",
+                "--min-confidence",
+                "validation coverage",
+                "validation accuracy",
+                "test coverage",
+                "test accuracy",
+            ),
+        ),  # fmt: skip
+    ]
 
 
 def render_model_card(inputs: ReportInputs) -> str:
