@@ -67,6 +67,10 @@ PER_CLASS_F1_FILE = "per_class_f1.png"
 LABEL_DISTRIBUTION_FILE = "label_distribution.png"
 RELIABILITY_FILE = "reliability.png"
 RISK_COVERAGE_FILE = "risk_coverage.png"
+#: Single-label runs: the test split's (else validation's) most confident mistakes, most confused pairs
+#: and accuracy by text length (see :mod:`texttune.analysis`), and the test confusion matrix.
+ERROR_ANALYSIS_FILE = "error_analysis.json"
+TEST_CONFUSION_MATRIX_FILE = "test_confusion_matrix.png"
 TENSORBOARD_DIR = "tensorboard"
 #: Inside the work folder of an unfinished run: Trainer checkpoints and the options they were made with.
 CHECKPOINT_DIR = "checkpoints"
@@ -344,6 +348,18 @@ def write_evaluation(folder: Path, metrics: dict[str, Any], label_names: list[st
     (folder / REPORT_FILE).write_text(format_report(metrics) + "\n", encoding="utf-8")
     if "confusion_matrix" in metrics:
         plot_confusion_matrix(metrics["confusion_matrix"], label_names, folder / CONFUSION_MATRIX_FILE, title)
+
+
+def write_analysis(folder: Path, analysis: dict[str, Any] | None, split: str) -> None:
+    """A split's error analysis (see :mod:`texttune.analysis`) as ``error_analysis.json``; None: nothing."""
+    if analysis is not None:
+        write_json(folder / ERROR_ANALYSIS_FILE, {"split": split, **analysis})
+
+
+def read_analysis(folder: Path) -> dict[str, Any] | None:
+    """The error analysis :func:`write_analysis` kept in ``folder``, or None."""
+    path = folder / ERROR_ANALYSIS_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def write_validation_split(folder: Path, dataset) -> None:

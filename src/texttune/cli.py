@@ -281,6 +281,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(format_report(result.metrics))
         if "target_accuracy" in result.metrics:
             print(_target_line(result.metrics))
+        if result.report:
+            print(f"report: {result.report}")
     return 0
 
 

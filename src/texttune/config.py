@@ -476,6 +476,13 @@ class EvaluateConfig:
             "RUN/evaluations/NAME)."
         },
     )
+    report: str | None = field(
+        default=None,
+        metadata={
+            "help": "Also write an HTML report of this evaluation into this folder: metrics, confusion matrix, "
+            "reliability, accuracy against coverage and (single-label) the error analysis."
+        },
+    )
     min_confidence: float | None = field(
         default=None,
         metadata={

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .artifacts import EVALUATIONS_DIR, read_manifest, read_validation_split, write_evaluation
+from .artifacts import EVALUATIONS_DIR, read_manifest, read_validation_split, write_analysis, write_evaluation
 from .config import DataConfig, EvaluateConfig
 from .data import load_labelled
 from .data.readers import COMPRESSIONS, READERS
@@ -36,6 +36,8 @@ class EvaluationResult:
     name: str
     metrics: dict[str, Any]
     output: Path
+    #: ``--report``: the HTML page written.
+    report: Path | None = None
 
 
 def evaluate_run(run: str | Path, **options: Any) -> EvaluationResult:
@@ -90,11 +92,20 @@ def evaluate_run(run: str | Path, **options: Any) -> EvaluationResult:
     predictor = Predictor.load(
         folder, batch_size=config.batch_size, backend=config.backend, min_confidence=config.min_confidence
     )
-    metrics = predictor.evaluate(dataset, target_accuracy=config.target_accuracy)
+    metrics = predictor.evaluate(
+        dataset, target_accuracy=config.target_accuracy, analysis=bool(config.report)
+    )
+    analysis = metrics.pop("analysis", None)
     out = Path(config.output) if config.output else folder / EVALUATIONS_DIR / name
     write_evaluation(out, metrics, manifest.label_names, name)
+    write_analysis(out, analysis, name)
+    page = None
+    if config.report:
+        from .report import write_evaluation_report
+
+        page = write_evaluation_report(config.report, str(run), name, manifest.label_names, metrics, analysis)
     logger.info("evaluation of %s on %s written to %s", folder, name, out)
-    return EvaluationResult(name=name, metrics=metrics, output=out)
+    return EvaluationResult(name=name, metrics=metrics, output=out, report=page)
 
 
 def _slug(source: str) -> str:

@@ -253,15 +253,18 @@ class Predictor:
                 results.append(Prediction(label, score, probabilities, abstained))
         return results
 
-    def evaluate(self, dataset, *, target_accuracy: float | None = None) -> dict[str, Any]:
+    def evaluate(
+        self, dataset, *, target_accuracy: float | None = None, analysis: bool = False
+    ) -> dict[str, Any]:
         """Every metric on a prepared dataset (columns ``text``, optional ``text_pair``, ``labels``).
 
         With the predictor's ``min_confidence`` the report adds coverage and the accuracy on the answered
         rows; ``target_accuracy`` adds the lowest threshold that reaches it (single-label runs).
+        ``analysis`` adds the error analysis of :mod:`texttune.analysis` under ``analysis`` (single-label).
         """
         pairs = dataset[TEXT_PAIR] if TEXT_PAIR in dataset.column_names else None
         logits = self.logits(dataset[TEXT], pairs)
-        return evaluate_predictions(
+        report = evaluate_predictions(
             self.task,
             self.label_names,
             logits,
@@ -271,6 +274,13 @@ class Predictor:
             min_confidence=self.min_confidence,
             target_accuracy=target_accuracy,
         )
+        if analysis and self.task == SINGLE_LABEL:
+            from .analysis import error_analysis
+
+            texts = dataset[TEXT] if pairs is None else [f"{a} || {b}" for a, b in zip(dataset[TEXT], pairs)]
+            labels = np.asarray(dataset[LABELS])
+            report["analysis"] = error_analysis(texts, labels, self.probabilities(logits), self.label_names)
+        return report
 
     def iter_file_predictions(
         self,

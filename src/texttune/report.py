@@ -25,7 +25,9 @@ from .artifacts import (
     RELIABILITY_FILE,
     REPORT_HTML_FILE,
     RISK_COVERAGE_FILE,
+    TEST_CONFUSION_MATRIX_FILE,
     RunManifest,
+    read_analysis,
 )
 from .metrics import (
     default_best_metric,
@@ -54,6 +56,8 @@ class ReportInputs:
     label_counts: dict[str, list[float]] = field(default_factory=dict)
     data_source: str = ""
     train_seconds: float = 0.0
+    #: The error analysis of the test split (else validation), see :mod:`texttune.analysis`.
+    analysis: dict[str, Any] | None = None
 
 
 def label_counts(data: PreparedData) -> dict[str, list[float]]:
@@ -258,6 +262,13 @@ def write_report(run: str | Path, inputs: ReportInputs) -> list[Path]:
                 inputs.metrics["confusion_matrix"], manifest.label_names, confusion, "validation"
             )
         plots["Confusion matrix (validation; rows: true, columns: predicted)"] = confusion
+    if (inputs.test_metrics or {}).get("confusion_matrix"):
+        plots["Confusion matrix (test; rows: true, columns: predicted)"] = plot_confusion_matrix(
+            inputs.test_metrics["confusion_matrix"],
+            manifest.label_names,
+            run / TEST_CONFUSION_MATRIX_FILE,
+            "test",
+        )
     if inputs.metrics.get("per_class"):
         plots["F1 per class (validation)"] = plot_per_class_f1(
             inputs.metrics["per_class"], run / PER_CLASS_F1_FILE
@@ -298,6 +309,7 @@ def report_for_run(
         label_counts=label_counts(data),
         data_source=(manifest.config.get("data") or {}).get("data") or "",
         train_seconds=train_seconds,
+        analysis=read_analysis(run),
     )
     return write_report(run, inputs)
 
@@ -352,8 +364,7 @@ def render_html(inputs: ReportInputs, plots: dict[str, Path]) -> str:
     """The report as one HTML page with the plots inlined (base64 PNG): it opens offline, from anywhere."""
     m = inputs.manifest
     parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>texttune run report: {html.escape(m.base_model)}</title><style>{_CSS}</style></head><body>",
+        _page_head(f"texttune run report: {m.base_model}"),
         "<h1>texttune run report</h1>",
         _table(
             [
@@ -384,20 +395,119 @@ def render_html(inputs: ReportInputs, plots: dict[str, Path]) -> str:
         parts += ["<h2>Test metrics</h2>", _table(_metric_rows(inputs.test_metrics), ("metric", "value"))]
     if inputs.metrics.get("risk_coverage"):
         parts += _calibration_section(inputs)
+    if inputs.analysis:
+        parts += analysis_section(inputs.analysis)
     if m.thresholds:
         parts += [
             "<h2>Decision thresholds (tuned on validation)</h2>",
             _table(list(zip(m.label_names, m.thresholds)), ("label", "threshold")),
         ]
+    parts += _plot_parts(plots)
+    parts += ["<h2>Configuration</h2>", _table(_flat_config(m), ("option", "value"))]
+    versions = ", ".join(f"{k} {v}" for k, v in m.versions.items())
+    parts.append(f"<p><small>{html.escape(versions)}</small></p></body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def write_evaluation_report(
+    folder: str | Path,
+    run: str,
+    name: str,
+    label_names: Sequence[str],
+    metrics: dict[str, Any],
+    analysis: dict[str, Any] | None,
+) -> Path:
+    """``texttune evaluate --report DIR``: one page (``DIR/report.html``, plots inlined) on one evaluation.
+
+    Args:
+        folder: Where the page and its PNG plots go.
+        run: The run evaluated (shown on the page).
+        name: The data evaluated.
+        label_names: The run's class names, in id order.
+        metrics: The evaluation's report (see :meth:`texttune.inference.Predictor.evaluate`).
+        analysis: Its error analysis, or None (multi-label, regression).
+
+    Returns:
+        The page's path.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    plots: dict[str, Path] = {}
+    if metrics.get("confusion_matrix"):
+        plots["Confusion matrix (rows: true, columns: predicted)"] = plot_confusion_matrix(
+            metrics["confusion_matrix"], list(label_names), folder / CONFUSION_MATRIX_FILE, name
+        )
+    for title, plot in (
+        (
+            "Reliability of the predicted probabilities",
+            plot_reliability({name: metrics}, folder / RELIABILITY_FILE),
+        ),
+        (
+            "Accuracy against coverage when abstaining",
+            plot_risk_coverage({name: metrics}, folder / RISK_COVERAGE_FILE),
+        ),
+    ):
+        if plot:
+            plots[title] = plot
+    parts = [
+        _page_head(f"texttune evaluation: {name}"),
+        f"<h1>Evaluation of {html.escape(str(run))} on {html.escape(name)}</h1>",
+        _table(_metric_rows(metrics), ("metric", "value")),
+    ]
+    per_class = metrics.get("per_class")
+    if per_class:
+        rows = [(n, r["precision"], r["recall"], r["f1"], r["support"]) for n, r in per_class.items()]
+        parts.append(_table(rows, ("class", "precision", "recall", "f1", "support")))
+    if analysis:
+        parts += analysis_section({"split": name, **analysis})
+    parts += _plot_parts(plots)
+    page = folder / REPORT_HTML_FILE
+    page.write_text("\n".join([*parts, "</body></html>"]) + "\n", encoding="utf-8")
+    return page
+
+
+def _page_head(title: str) -> str:
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
+    )
+
+
+def _plot_parts(plots: dict[str, Path]) -> list[str]:
+    """Each plot under its title, inlined as base64 PNG so the page opens offline."""
+    parts = []
     for title, path in plots.items():
         data = base64.b64encode(path.read_bytes()).decode("ascii")
         parts.append(
             f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>"
         )
-    parts += ["<h2>Configuration</h2>", _table(_flat_config(m), ("option", "value"))]
-    versions = ", ".join(f"{k} {v}" for k, v in m.versions.items())
-    parts.append(f"<p><small>{html.escape(versions)}</small></p></body></html>")
-    return "\n".join(parts) + "\n"
+    return parts
+
+
+def analysis_section(analysis: dict[str, Any]) -> list[str]:
+    """HTML of an error analysis: the most confident mistakes, the most confused pairs, accuracy by length."""
+    split = analysis.get("split", "")
+    mistakes = [
+        (m["row"], _shorten(m["text"]), m["label"], m["predicted"], m["confidence"])
+        for m in analysis["confident_mistakes"]
+    ]
+    pairs = [
+        (p["label"], p["predicted"], p["count"], p["share_of_label"]) for p in analysis["confused_pairs"]
+    ]
+    lengths = [(b["characters"], b["rows"], b["accuracy"]) for b in analysis["accuracy_by_length"]]
+    return [
+        f"<h2>Error analysis ({html.escape(split)} split)</h2>",
+        "<h3>Most confident mistakes</h3><p>Read these first: a confident mistake is often a wrong label.</p>",
+        _table(mistakes, ("row", "text", "label", "predicted", "confidence")) if mistakes else "<p>none</p>",
+        "<h3>Most confused pairs</h3>",
+        _table(pairs, ("label", "predicted as", "rows", "share of the label")) if pairs else "<p>none</p>",
+        "<h3>Accuracy by text length</h3>",
+        _table(lengths, ("characters", "rows", "accuracy")),
+    ]
+
+
+def _shorten(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _calibration_section(inputs: ReportInputs) -> list[str]:

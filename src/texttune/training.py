@@ -26,6 +26,7 @@ from .artifacts import (
     check_output_dir,
     partial_dir,
     save_run,
+    write_analysis,
     write_evaluation,
     write_json,
     write_manifest,
@@ -492,11 +493,15 @@ def _final_evaluation(run: Path, data: PreparedData) -> tuple[dict[str, Any], di
 
     predictor = Predictor.load(run)
     metrics: dict[str, Any] = {}
+    has_test = "test" in data.splits
     if "validation" in data.splits:
         write_validation_split(run, data.splits["validation"])
-        metrics = predictor.evaluate(data.splits["validation"])
+        metrics = predictor.evaluate(data.splits["validation"], analysis=not has_test)
+        write_analysis(run, metrics.pop("analysis", None), "validation")
         write_evaluation(run, metrics, data.label_names, "validation")
-    test_metrics = predictor.evaluate(data.splits["test"]) if "test" in data.splits else None
+    test_metrics = predictor.evaluate(data.splits["test"], analysis=True) if has_test else None
+    if test_metrics is not None:
+        write_analysis(run, test_metrics.pop("analysis", None), "test")
     return metrics, test_metrics
 
 
