@@ -9,12 +9,14 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from .config import (
     DataConfig,
     DemoConfig,
     EvaluateConfig,
+    ExplainConfig,
     ExportConfig,
     ModelConfig,
     PredictConfig,
@@ -165,6 +167,18 @@ def _add_run_commands(sub) -> None:
         run=True,
     )
     p.add_argument("texts", nargs="*", help="Texts to classify.")
+    p.add_argument("--json", action="store_true", help="Print JSON (one object per text).")
+    p = _subcommand(
+        sub,
+        "explain",
+        "Show which words made a saved run predict what it did.",
+        "Explain a saved run's predictions: each word's attribution to the predicted class (captum's "
+        "Layer Integrated Gradients on the input embeddings), coloured on a terminal, as JSON, or as an HTML "
+        "page with --html.",
+        ExplainConfig,
+        run=True,
+    )
+    p.add_argument("texts", nargs="+", help="Texts to explain.")
     p.add_argument("--json", action="store_true", help="Print JSON (one object per text).")
     _subcommand(
         sub,
@@ -328,6 +342,29 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return _interactive(predictor, args.json)
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from .artifacts import read_manifest
+    from .explain import check_label, to_html, to_terminal
+    from .inference import Predictor
+
+    options = from_args(args, ExplainConfig)
+    check_label(options.label, read_manifest(args.run).label_names)  # before the model loads
+    predictor = Predictor.load(args.run, backend="torch")
+    explanations = predictor.explain(args.texts, options.label, options.steps)
+    colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    for explanation in explanations:
+        if args.json:
+            print(json.dumps(explanation.to_dict(), ensure_ascii=False))
+            continue
+        print(f"{explanation.label} ({explanation.score:.3f}): {to_terminal(explanation, colour)}")
+    if options.html:
+        Path(options.html).parent.mkdir(parents=True, exist_ok=True)
+        Path(options.html).write_text(to_html(explanations), encoding="utf-8")
+        if not args.json:
+            print(f"wrote {options.html}")
+    return 0
+
+
 def _export_onnx(run: str, options: ExportConfig) -> int:
     from .export import export_onnx
 
@@ -485,6 +522,7 @@ COMMANDS = {
     "search": cmd_search,
     "evaluate": cmd_evaluate,
     "predict": cmd_predict,
+    "explain": cmd_explain,
     "demo": cmd_demo,
     "serve": cmd_serve,
     "pretrain": cmd_pretrain,

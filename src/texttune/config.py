@@ -508,6 +508,25 @@ class EvaluateConfig:
 
 
 @dataclass
+class ExplainConfig:
+    """``texttune explain RUN TEXT...``: each word's attribution to the prediction."""
+
+    label: str | None = field(
+        default=None, metadata={"help": "Explain this class instead of each text's predicted class."}
+    )
+    steps: int = field(
+        default=50, metadata={"help": "Integration steps (more: attributions closer to complete, slower)."}
+    )
+    html: str | None = field(default=None, metadata={"help": "Also write a page with the texts highlighted."})
+    overwrite: bool = field(default=False, metadata={"help": "Replace --html if it exists."})
+
+    def __post_init__(self) -> None:
+        require_positive(self, ("steps",))
+        if self.html and Path(self.html).exists() and not self.overwrite:
+            raise ConfigError(f"{self.html} exists; pass --overwrite to replace it")
+
+
+@dataclass
 class PredictConfig:
     """``texttune predict RUN``: texts as arguments, a file (``data`` -> ``output``), or a prompt."""
 

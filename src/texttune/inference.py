@@ -282,6 +282,16 @@ class Predictor:
             report["analysis"] = error_analysis(texts, labels, self.probabilities(logits), self.label_names)
         return report
 
+    def explain(self, texts: Sequence[str] | str, label: str | None = None, steps: int | None = None) -> list:
+        """Each word's attribution to the predicted class (or ``label``): see :mod:`texttune.explain`.
+
+        Returns:
+            One :class:`~texttune.explain.Explanation` per text.
+        """
+        from .explain import STEPS, explain_texts
+
+        return explain_texts(self, [texts] if isinstance(texts, str) else texts, label, steps or STEPS)
+
     def iter_file_predictions(
         self,
         source: str,

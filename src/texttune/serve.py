@@ -53,11 +53,15 @@ class ServeConfig:
     min_confidence: float | None = field(
         default=None, metadata={"help": f"{MIN_CONFIDENCE_HELP} Answers then carry `abstained`."}
     )
+    max_explain_texts: int = field(
+        default=8,
+        metadata={"help": "Most texts in one POST /explain request (each costs about 50 forward passes)."},
+    )
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port must be between 0 and 65535, got {self.port}")
-        for name in ("max_batch_size", "max_text_chars", "max_micro_batch", "max_queue"):
+        for name in ("max_batch_size", "max_text_chars", "max_micro_batch", "max_queue", "max_explain_texts"):
             require_at_least(self, name, 1)
         require_probability(self, ("min_confidence",))
         if self.batch_wait_ms < 0:
@@ -124,6 +128,11 @@ class MicroBatcher:
 
     def busy(self, n: int) -> bool:
         return self.pending + n > self.max_queue
+
+    async def run(self, function, *args):
+        """``function(*args)`` in the model's thread, between micro-batches (e.g. explanations)."""
+        self.requests += 1
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
     async def predict(self, texts: list[str], pairs: list[str] | None) -> list[Any]:
         assert self.queue is not None, "MicroBatcher.start() was not called"
@@ -269,14 +278,20 @@ def _add_error_handlers(app) -> None:
         return _error(500, f"internal error: {type(exc).__name__}")
 
 
-def request_problem(texts: list[str], pairs: list[str] | None, config: ServeConfig) -> tuple[int, str] | None:
-    """The status and message for a request the limits refuse, or None when it may reach the model."""
+def request_problem(
+    texts: list[str], pairs: list[str] | None, config: ServeConfig, limit: str = "max_batch_size"
+) -> tuple[int, str] | None:
+    """The status and message for a request the limits refuse, or None when it may reach the model.
+
+    ``limit`` names the ``ServeConfig`` field that caps the number of texts.
+    """
     if not texts:
         return 422, "texts is empty; give at least one text"
-    if len(texts) > config.max_batch_size:
+    most = getattr(config, limit)
+    if len(texts) > most:
         return 413, (
-            f"{len(texts)} texts exceed the limit of {config.max_batch_size} per request; split the request "
-            "(or start the server with a larger --max-batch-size)"
+            f"{len(texts)} texts exceed the limit of {most} per request; split the request "
+            f"(or start the server with a larger --{limit.replace('_', '-')})"
         )
     if pairs is not None and len(pairs) != len(texts):
         return 422, f"got {len(texts)} texts but {len(pairs)} pairs; give one pair per text"
@@ -338,7 +353,29 @@ def _add_routes(app, predictor, batcher: MicroBatcher, config: ServeConfig) -> N
         predictions = await batcher.predict(list(texts), list(pairs) if pairs is not None else None)
         return {"predictions": [p.to_dict() for p in predictions]}
 
-    # The request model is local to this function, which a string annotation (PEP 563) cannot name.
+    class ExplainRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        texts: list[StrictStr] = Field(description="Texts to explain.", examples=[["a gripping film"]])
+        label: StrictStr | None = Field(
+            default=None, description="Explain this class instead of each text's predicted class."
+        )
+
+    async def explain(request: ExplainRequest):
+        problem = request_problem(request.texts, None, config, limit="max_explain_texts")
+        if problem is not None:
+            return _error(*problem)
+        if predictor.backend != "torch":
+            return _error(501, "explanations need the run's PyTorch model; this server runs its ONNX export")
+        if request.label is not None and request.label not in predictor.label_names:
+            return _error(
+                422,
+                f"label {request.label!r} is not a class; choose one of {', '.join(predictor.label_names)}",
+            )
+        explanations = await batcher.run(predictor.explain, list(request.texts), request.label)
+        return {"explanations": [e.to_dict() for e in explanations]}
+
+    # The request models are local to this function, which a string annotation (PEP 563) cannot name.
+    explain.__annotations__["request"] = ExplainRequest
     predict.__annotations__["request"] = PredictRequest
     app.post(
         "/predict",
@@ -346,6 +383,11 @@ def _add_routes(app, predictor, batcher: MicroBatcher, config: ServeConfig) -> N
         summary="Classify texts (or text pairs)",
         responses={413: {"description": "too many or too long texts"}, 422: {"description": "malformed"}},
     )(predict)
+    app.post(
+        "/explain",
+        summary="Each word's attribution to the predicted class (captum Layer Integrated Gradients)",
+        responses={413: {"description": "too many or too long texts"}, 422: {"description": "malformed"}},
+    )(explain)
 
 
 class BodyLimit:
