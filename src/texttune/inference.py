@@ -254,16 +254,18 @@ class Predictor:
         return results
 
     def evaluate(
-        self, dataset, *, target_accuracy: float | None = None, analysis: bool = False
+        self, dataset, *, target_accuracy: float | None = None, analysis: bool = False, logits=None
     ) -> dict[str, Any]:
         """Every metric on a prepared dataset (columns ``text``, optional ``text_pair``, ``labels``).
 
         With the predictor's ``min_confidence`` the report adds coverage and the accuracy on the answered
         rows; ``target_accuracy`` adds the lowest threshold that reaches it (single-label runs).
         ``analysis`` adds the error analysis of :mod:`texttune.analysis` under ``analysis`` (single-label).
+        ``logits`` are this predictor's logits of ``dataset`` when the caller already has them.
         """
         pairs = dataset[TEXT_PAIR] if TEXT_PAIR in dataset.column_names else None
-        logits = self.logits(dataset[TEXT], pairs)
+        if logits is None:
+            logits = self.logits(dataset[TEXT], pairs)
         report = evaluate_predictions(
             self.task,
             self.label_names,

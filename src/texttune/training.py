@@ -438,10 +438,20 @@ def finish_run(
     inputs,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """After-save steps on the saved run: calibration, thresholds, the final evaluation, metrics, report."""
+    from .inference import Predictor
+
     data, config = prepared.data, prepared.config
+    predictor = Predictor.load(
+        work
+    )  # everything below goes through the saved run, as `texttune evaluate` does
+    validation_logits = None
     if prepared.has_validation:
-        _fit_on_validation(work, manifest, data, config)
-    metrics, test_metrics = _final_evaluation(work, data)
+        validation = data.splits["validation"]
+        pairs = validation[TEXT_PAIR] if TEXT_PAIR in validation.column_names else None
+        validation_logits = predictor.logits(validation[TEXT], pairs)
+        _fit_on_validation(work, manifest, data, config, validation_logits)
+        predictor.manifest = manifest
+    metrics, test_metrics = _final_evaluation(work, data, predictor, validation_logits)
     advice = one_class_advice(metrics) or one_class_advice(test_metrics or {})
     if advice:
         logger.warning("WARNING: %s", advice)
@@ -487,16 +497,18 @@ def _result(
     )
 
 
-def _final_evaluation(run: Path, data: PreparedData) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """Evaluate through the saved run, exactly as ``texttune evaluate`` will, and keep the validation split."""
-    from .inference import Predictor
-
-    predictor = Predictor.load(run)
+def _final_evaluation(
+    run: Path, data: PreparedData, predictor, validation_logits
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Evaluate the saved run's ``predictor``, exactly as ``texttune evaluate`` will, and keep the validation
+    split (whose logits the caller already has)."""
     metrics: dict[str, Any] = {}
     has_test = "test" in data.splits
     if "validation" in data.splits:
         write_validation_split(run, data.splits["validation"])
-        metrics = predictor.evaluate(data.splits["validation"], analysis=not has_test)
+        metrics = predictor.evaluate(
+            data.splits["validation"], analysis=not has_test, logits=validation_logits
+        )
         write_analysis(run, metrics.pop("analysis", None), "validation")
         write_evaluation(run, metrics, data.label_names, "validation")
     test_metrics = predictor.evaluate(data.splits["test"], analysis=True) if has_test else None
@@ -505,23 +517,21 @@ def _final_evaluation(run: Path, data: PreparedData) -> tuple[dict[str, Any], di
     return metrics, test_metrics
 
 
-def _fit_on_validation(run: Path, manifest: RunManifest, data: PreparedData, config: RunConfig) -> None:
-    """Store what the saved run fits on its validation split: the temperature (``--calibrate``), then the
-    multi-label thresholds (``--tune-thresholds``) on the calibrated probabilities."""
+def _fit_on_validation(
+    run: Path, manifest: RunManifest, data: PreparedData, config: RunConfig, logits
+) -> None:
+    """Store what the saved run fits on its validation ``logits``: the temperature (``--calibrate``), then
+    the multi-label thresholds (``--tune-thresholds``) on the calibrated probabilities."""
     import numpy as np
 
     from .calibration import apply_temperature, fit_temperature
-    from .inference import Predictor
     from .metrics import sigmoid
 
     calibrate = config.train.calibrate and data.task != REGRESSION
     tune = config.train.tune_thresholds and data.task == MULTI_LABEL
     if not (calibrate or tune):
         return
-    validation = data.splits["validation"]
-    pairs = validation[TEXT_PAIR] if TEXT_PAIR in validation.column_names else None
-    logits = Predictor.load(run).logits(validation[TEXT], pairs)
-    labels = np.asarray(validation[LABELS])
+    labels = np.asarray(data.splits["validation"][LABELS])
     if calibrate:
         manifest.temperature = fit_temperature(data.task, logits, labels)
         logger.info(
