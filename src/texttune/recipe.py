@@ -8,8 +8,7 @@ steps, with at most :data:`MAX_EVALUATIONS` evaluations. The learning rate comes
 adapter or a head learns at ~1e-3, a whole model at 5e-5..1e-4) or the built-in model's tuned rate.
 Warm-up stays a share (``--warmup-ratio``) of the real number of steps. ``--strategy auto`` (the
 default) is :func:`choose_strategy`: a few-shot strategy (SetFit) for single-label data with few examples
-per class, full fine-tuning otherwise.
-Every flag the user gives wins.
+per class, full fine-tuning otherwise. Every flag the user gives wins.
 
 Example:
     >>> from texttune.recipe import batch_and_epochs
