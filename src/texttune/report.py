@@ -182,14 +182,9 @@ def plot_reliability(splits: dict[str, dict[str, Any]], path: Path) -> Path | No
     ax.plot([0, 1], [0, 1], "--", color="gray", label="perfectly calibrated")
     for name, curve in curves.items():
         ax.plot(curve["confidence"], curve["accuracy"], "o-", label=f"{name} (ECE {splits[name]['ece']:.3f})")
-    ax.set_xlabel("confidence (mean per bin)")
-    ax.set_ylabel("share right")
-    ax.set_title("reliability")
-    ax.legend(loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save_curves(
+        fig, ax, ("confidence (mean per bin)", "share right", "reliability"), "upper left", path
+    )
 
 
 def plot_risk_coverage(splits: dict[str, dict[str, Any]], path: Path) -> Path | None:
@@ -201,13 +196,23 @@ def plot_risk_coverage(splits: dict[str, dict[str, Any]], path: Path) -> Path | 
     fig, ax = plt.subplots(figsize=(4.8, 4.2))
     for name, curve in curves.items():
         ax.plot(curve["coverage"], curve["accuracy"], label=name)
-    ax.set_xlabel("share of rows answered (coverage)")
-    ax.set_ylabel("accuracy on the answered rows")
-    ax.set_title("abstaining below a confidence")
-    ax.legend(loc="lower left")
+    titles = (
+        "share of rows answered (coverage)",
+        "accuracy on the answered rows",
+        "abstaining below a confidence",
+    )
+    return _save_curves(fig, ax, titles, "lower left", path)
+
+
+def _save_curves(fig, ax, titles: tuple[str, str, str], legend: str, path: Path) -> Path:
+    """Label the axes (x, y, title), add the legend, write the PNG and free the figure."""
+    ax.set_xlabel(titles[0])
+    ax.set_ylabel(titles[1])
+    ax.set_title(titles[2])
+    ax.legend(loc=legend)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _pyplot().close(fig)
     return path
 
 
