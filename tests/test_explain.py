@@ -14,7 +14,7 @@ TEXTS = ["a gripping clever film", "awful boring plot, dull acting"]
 
 @pytest.fixture(scope="module")
 def trained_runs(tiny_bert, tiny_bert_mean, review_frame, tmp_path_factory, run_config):
-    """A full run with BERT's own head, a pooled (mean) run, and a LoRA run on the pooled model."""
+    """A full run with BERT's own head, a pooled (mean) run, a LoRA run and a frozen-base run on it."""
     from texttune import StrategyConfig, train
 
     folder = tmp_path_factory.mktemp("explained")
@@ -31,11 +31,19 @@ def trained_runs(tiny_bert, tiny_bert_mean, review_frame, tmp_path_factory, run_
             learning_rate=5e-3,
             strategy=StrategyConfig(strategy="lora"),
         ),
+        "frozen": run_config(
+            tiny_bert_mean,
+            data,
+            folder / "frozen",
+            epochs=50.0,
+            learning_rate=1e-2,
+            strategy=StrategyConfig(strategy="freeze"),
+        ),
     }
     return {name: str(train(config).output) for name, config in runs.items()}
 
 
-@pytest.mark.parametrize("kind", ["full", "pooled", "lora"])
+@pytest.mark.parametrize("kind", ["full", "pooled", "lora", "frozen"])
 def test_attributions_add_up_to_the_logit_difference_from_the_baseline(trained_runs, kind):
     predictor = Predictor.load(trained_runs[kind], backend="torch")
     for explanation, prediction in zip(predictor.explain(TEXTS, steps=300), predictor.predict(TEXTS)):
