@@ -46,9 +46,9 @@ def test_evaluate_max_eval_samples_takes_the_seeded_subset(tmp_path, monkeypatch
     evaluated: list[list[str]] = []
     evaluate = Predictor.evaluate
 
-    def spy(self, dataset):
+    def spy(self, dataset, **options):
         evaluated.append(list(dataset["text"]))
-        return evaluate(self, dataset)
+        return evaluate(self, dataset, **options)
 
     monkeypatch.setattr(Predictor, "evaluate", spy)
     result = evaluate_run(run, max_eval_samples=6, backend="torch", output=tmp_path / "evaluation")

@@ -190,6 +190,8 @@ def test_registry_lists_names_and_refuses_duplicates():
     with pytest.raises(
         ConfigError, match=r"--strategy 'adapterx' is not known; choose one of auto, freeze, full"
     ):
+        StrategyConfig(strategy="adapterx")
+    with pytest.raises(ConfigError, match=r"--strategy 'adapterx' is not known; choose one of freeze, full"):
         get_strategy("adapterx")
     with pytest.raises(ValueError, match=r"strategy 'lora' is already registered"):
 
