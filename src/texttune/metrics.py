@@ -212,7 +212,9 @@ def _regression(preds: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
 def format_report(report: dict[str, Any]) -> str:
     """A plain-text table of a report: any warning, the scalar metrics, then one row per class."""
     lines = [f"WARNING: {report['warning']}"] if report.get("warning") else []
-    lines += [f"{name:<18}{value:.4f}" for name, value in scalar_metrics(report).items() if name != "samples"]
+    scalars = {name: value for name, value in scalar_metrics(report).items() if name != "samples"}
+    width = max(18, *(len(name) + 2 for name in scalars)) if scalars else 18
+    lines += [f"{name:<{width}}{value:.4f}" for name, value in scalars.items()]
     per_class = report.get("per_class")
     if per_class:
         width = max(12, *(len(n) + 2 for n in per_class))
