@@ -140,9 +140,8 @@ def risk_coverage(probabilities: np.ndarray, labels: np.ndarray) -> tuple[np.nda
     confidence, correct = confidence[order], correct[order]
     counts = np.arange(1, len(order) + 1)
     accuracy = np.cumsum(correct) / counts
-    last_of_ties = np.r_[
-        confidence[1:] != confidence[:-1], True
-    ]  # a threshold keeps all rows of equal confidence
+    # A threshold keeps every row of equal confidence: one point per distinct confidence, at its last row.
+    last_of_ties = np.r_[confidence[1:] != confidence[:-1], True]
     return confidence[last_of_ties], (counts / len(order))[last_of_ties], accuracy[last_of_ties]
 
 
