@@ -13,8 +13,7 @@ from .config import DataConfig, EvaluateConfig
 from .data import load_labelled
 from .data.readers import COMPRESSIONS, READERS
 from .data.splits import subset
-from .errors import ConfigError
-from .tasks import SINGLE_LABEL
+from .options import require_single_label
 
 logger = logging.getLogger(__name__)
 
@@ -67,10 +66,7 @@ def evaluate_run(run: str | Path, **options: Any) -> EvaluationResult:
     config = EvaluateConfig(**options)
     folder = Path(run)
     manifest = read_manifest(folder)
-    if config.target_accuracy is not None and manifest.task != SINGLE_LABEL:
-        raise ConfigError(
-            f"--target-accuracy applies to single-label runs; this run is {manifest.task.replace('_', '-')}"
-        )
+    require_single_label("target_accuracy", config.target_accuracy, manifest.task)
     if config.data is None:
         dataset = subset(read_validation_split(folder), config.max_eval_samples, seed=_EVALUATION_SEED)
         name = "validation"

@@ -18,6 +18,7 @@ from .data import iter_frames, resolve_text_columns
 from .errors import ConfigError, DataError
 from .long_text import TRUNCATE, aggregate_windows, encode_long
 from .metrics import evaluate_predictions, sigmoid, softmax
+from .options import require_single_label
 from .tasks import LABELS, MULTI_LABEL, REGRESSION, SINGLE_LABEL, TEXT, TEXT_PAIR
 from .tokenization import encode, load_tokenizer
 
@@ -84,10 +85,7 @@ class Predictor:
     ):
         from .onnx_model import OnnxModel
 
-        if min_confidence is not None and manifest.task != SINGLE_LABEL:
-            raise ConfigError(
-                f"--min-confidence applies to single-label runs; this run is {manifest.task.replace('_', '-')}"
-            )
+        require_single_label("min_confidence", min_confidence, manifest.task)
         self.min_confidence = min_confidence
         self.backend = "onnx" if isinstance(model, OnnxModel) else "torch"
         self.model = model if self.backend == "onnx" else model.to(device).eval()

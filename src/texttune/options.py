@@ -60,6 +60,12 @@ def require_probability(options: Any, names: Iterable[str]) -> None:
             raise ConfigError(f"{flag(name)} must be above 0 and at most 1, got {value}")
 
 
+def require_single_label(name: str, value: Any, task: str) -> None:
+    """Refuse option ``name`` (given as ``value``; None passes) for a run whose task is not single-label."""
+    if value is not None and task != "single_label":  # texttune.tasks.SINGLE_LABEL (tasks sits above options)
+        raise ConfigError(f"{flag(name)} applies to single-label runs; this run is {task.replace('_', '-')}")
+
+
 def require_non_negative(options: Any, names: Iterable[str]) -> None:
     """Refuse negative values in ``names``; None passes."""
     for name in names:
