@@ -62,7 +62,9 @@ def require_probability(options: Any, names: Iterable[str]) -> None:
 
 def require_single_label(name: str, value: Any, task: str) -> None:
     """Refuse option ``name`` (given as ``value``; None passes) for a run whose task is not single-label."""
-    if value is not None and task != "single_label":  # texttune.tasks.SINGLE_LABEL; options imports no module listed below it
+    if (
+        value is not None and task != "single_label"
+    ):  # texttune.tasks.SINGLE_LABEL; options imports no module listed below it
         raise ConfigError(f"{flag(name)} applies to single-label runs; this run is {task.replace('_', '-')}")
 
 
