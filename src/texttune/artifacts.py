@@ -71,6 +71,8 @@ RISK_COVERAGE_FILE = "risk_coverage.png"
 #: and accuracy by text length (see :mod:`texttune.analysis`), and the test confusion matrix.
 ERROR_ANALYSIS_FILE = "error_analysis.json"
 TEST_CONFUSION_MATRIX_FILE = "test_confusion_matrix.png"
+#: ``texttune train --audit``: the audit of the training data (issues.csv, audit.json, audit.html).
+AUDIT_DIR = "audit"
 TENSORBOARD_DIR = "tensorboard"
 #: Inside the work folder of an unfinished run: Trainer checkpoints and the options they were made with.
 CHECKPOINT_DIR = "checkpoints"
@@ -359,6 +361,12 @@ def write_analysis(folder: Path, analysis: dict[str, Any] | None, split: str) ->
 def read_analysis(folder: Path) -> dict[str, Any] | None:
     """The error analysis :func:`write_analysis` kept in ``folder``, or None."""
     path = folder / ERROR_ANALYSIS_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def read_audit_summary(run: Path) -> dict[str, Any] | None:
+    """The summary (``audit.json``) of a run trained with ``--audit``, or None."""
+    path = run / AUDIT_DIR / "audit.json"
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 

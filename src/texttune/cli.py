@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import (
+    AuditConfig,
     DataConfig,
     DemoConfig,
     EvaluateConfig,
@@ -100,6 +101,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_training_commands(sub)
+    _add_audit_command(sub)
     _add_run_commands(sub)
     _subcommand(sub, "datasets", "List the built-in datasets.")
     _subcommand(sub, "models", "List the built-in models.")
@@ -142,6 +144,26 @@ def _add_training_commands(sub) -> None:
         "folder that `texttune train --model DIR` fine-tunes.",
         PretrainConfig,
     )
+
+
+#: Data options that an audit, which reads every row and splits nothing off, has no use for.
+_AUDIT_SKIPS = ("validation_split", "max_train_samples", "max_eval_samples", "data_seed")
+
+
+def _add_audit_command(sub) -> None:
+    p = _subcommand(
+        sub,
+        "audit",
+        "Find likely label errors, duplicates, leakage and outliers in labelled data.",
+        "Audit labelled data before training: out-of-fold probabilities from k-fold cross-validation on the "
+        "frozen model's embeddings (or fine-tuned runs with --strategy full) give cleanlab's likely label "
+        "errors with a suggested label; normalised text and embedding similarity give duplicates, conflicting "
+        "duplicates and rows leaking into --validation/--test; token counts give empty, truncated and very "
+        "short texts. Writes issues.csv, audit.json and audit.html into --output; --fix writes a cleaned copy.",
+        AuditConfig,
+    )
+    add_arguments(p, DataConfig, defaults=True, skip=_AUDIT_SKIPS, title="data options")
+    p.add_argument("--json", action="store_true", help="Print audit.json instead of the summary.")
 
 
 def _add_run_commands(sub) -> None:
@@ -213,6 +235,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train(config)
     if result.process_index == 0:  # under torchrun every process returns; one report is enough
         _print_result(result)
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from .audit import AUDIT_HTML, ISSUES_FILE, audit, format_summary
+
+    options = from_args(args, AuditConfig)
+    result = audit(DataConfig(**given(args, DataConfig)), options)
+    if args.json:
+        print(json.dumps(result.summary, ensure_ascii=False))
+        return 0
+    print(format_summary(result.summary))
+    fix = result.summary.get("fix")
+    if fix:
+        print(
+            f"wrote {fix['output_data']}: {fix['rows']:,} rows ({fix['dropped']:,} dropped, "
+            f"{fix['relabelled']:,} relabelled); the input is unchanged"
+        )
+    folder = Path(options.output or "")
+    print(f"findings: {folder / ISSUES_FILE}; report: {folder / AUDIT_HTML}")
     return 0
 
 
@@ -519,6 +561,7 @@ def _print_table(rows: list[tuple[str, ...]]) -> None:
 
 COMMANDS = {
     "train": cmd_train,
+    "audit": cmd_audit,
     "search": cmd_search,
     "evaluate": cmd_evaluate,
     "predict": cmd_predict,

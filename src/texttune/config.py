@@ -4,7 +4,7 @@ A training run is a :class:`RunConfig` of four sections (:class:`DataConfig`, :c
 :class:`TrainConfig` and the strategies' :class:`~texttune.strategies.StrategyConfig`). Field names are
 unique across the sections so that a flat YAML file (``--config run.yaml``) and the command-line flags
 (``--learning-rate`` -> ``learning_rate``) address the same fields. The other subcommands have one
-dataclass each (:class:`EvaluateConfig`, :class:`PredictConfig`, :class:`PretrainConfig`,
+dataclass each (:class:`AuditConfig`, :class:`EvaluateConfig`, :class:`PredictConfig`, :class:`PretrainConfig`,
 :class:`ExportConfig`, :class:`DemoConfig`); :mod:`texttune.options` turns every one of them into flags
 and holds the checks their ``__post_init__`` methods share.
 """
@@ -286,6 +286,13 @@ class TrainConfig:
         default=True,
         metadata={"help": "Write report.html, its PNG plots and a model card README.md into the run."},
     )
+    audit: bool = field(
+        default=False,
+        metadata={
+            "help": "Audit the training data first (`texttune audit` with its defaults: label errors, "
+            "duplicates, leakage, outliers) into RUN/audit/, and summarise it in the report."
+        },
+    )
     report_to: str = field(
         default="none",
         metadata={
@@ -505,6 +512,76 @@ class EvaluateConfig:
         require_positive(self, ("max_eval_samples",), what="a positive number")
         require_choice(self, "backend", BACKENDS)
         require_probability(self, ("min_confidence", "target_accuracy"))
+
+
+AUDIT_STRATEGIES = ("freeze", "full")
+FIXES = ("drop", "relabel")
+
+
+@dataclass
+class AuditConfig:
+    """``texttune audit``: likely label errors, duplicates, conflicts, leakage and outliers in labelled data."""
+
+    output: str | None = field(
+        default=None, metadata={"help": "Folder for issues.csv, audit.json and audit.html (required)."}
+    )
+    model: str = field(
+        default="minilm",
+        metadata={"help": "Model whose embeddings the audit uses: a built-in name, a folder or a hub id."},
+    )
+    strategy: str = field(
+        default="freeze",
+        metadata={
+            "help": "How the out-of-fold probabilities are made: freeze (a logistic regression per fold on the "
+            "frozen model's embeddings, computed once: minutes) or full (a fine-tuned run per fold: "
+            "stronger, --folds times a training run).",
+            "choices": AUDIT_STRATEGIES,
+        },
+    )
+    folds: int = field(default=5, metadata={"help": "Cross-validation folds."})
+    near_duplicate: float = field(
+        default=0.97,
+        metadata={
+            "help": "Cosine similarity of two texts' embeddings from which they count as near duplicates "
+            "(and as a leak between splits); 1 keeps exact repeats only."
+        },
+    )
+    regularization: float = field(
+        default=1.0,
+        metadata={"help": "--strategy freeze: inverse regularization strength C of the regression."},
+    )
+    fix: str | None = field(
+        default=None,
+        metadata={
+            "help": "Write a cleaned copy of --data to --output-data: drop removes likely wrong labels, repeats, "
+            "leaking rows and the odd one out of conflicting duplicates; relabel gives those labels the "
+            "suggested label instead. The input is never changed.",
+            "choices": FIXES,
+        },
+    )
+    output_data: str | None = field(
+        default=None, metadata={"help": "--fix: the cleaned copy (.csv, .tsv, .jsonl or .parquet)."}
+    )
+    overwrite: bool = field(
+        default=False, metadata={"help": "Replace --output and --output-data if they exist."}
+    )
+    batch_size: int = field(default=64, metadata={"help": "Embedding batch size."})
+    max_length: int | None = field(
+        default=None, metadata={"help": "Tokens read per text (default: the model's maximum, up to 512)."}
+    )
+    seed: int = field(default=42, metadata={"help": "Seed of the folds."})
+
+    def __post_init__(self) -> None:
+        require_choice(self, "strategy", AUDIT_STRATEGIES)
+        require_at_least(self, "folds", 2)
+        require_positive(self, ("batch_size", "regularization"))
+        require_probability(self, ("near_duplicate",))
+        if self.fix is not None:
+            require_choice(self, "fix", FIXES)
+        if bool(self.fix) != bool(self.output_data):
+            raise ConfigError(
+                "--fix and --output-data go together: --fix drop|relabel --output-data clean.csv"
+            )
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -347,27 +347,37 @@ class Predictor:
         Streams in chunks (memory does not grow with the file); ``output`` appears only when complete.
         Returns the number of rows written.
         """
-        output = Path(output)
-        suffix = output.suffix.lower()
-        if suffix not in OUTPUT_FORMATS:
-            raise DataError(f"--output {output} must end in one of {', '.join(OUTPUT_FORMATS)}")
-        tmp = output.parent / f".{output.name}.tmp-{os.getpid()}"
-        output.parent.mkdir(parents=True, exist_ok=True)
-        rows = 0
-        writer = None
-        try:
-            for frame in self.iter_file_predictions(source, **kwargs):
-                rows += len(frame)
-                writer = _write_chunk(tmp, suffix, frame, writer)
-            if writer is not None and suffix == ".parquet":
-                writer.close()
-            if rows == 0:
-                raise DataError(f"{source} has no rows to predict")
-            os.replace(tmp, output)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        rows = write_chunks(self.iter_file_predictions(source, **kwargs), output)
+        if rows == 0:
+            raise DataError(f"{source} has no rows to predict")
         return rows
+
+
+def write_chunks(chunks: Iterable[Any], output: str | os.PathLike) -> int:
+    """Write data frames one after the other into one file (format by extension); returns the rows written.
+
+    ``output`` appears only when complete, and not at all when there are no rows.
+    """
+    output = Path(output)
+    suffix = output.suffix.lower()
+    if suffix not in OUTPUT_FORMATS:
+        raise DataError(f"--output {output} must end in one of {', '.join(OUTPUT_FORMATS)}")
+    tmp = output.parent / f".{output.name}.tmp-{os.getpid()}"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    rows = 0
+    writer = None
+    try:
+        for frame in chunks:
+            rows += len(frame)
+            writer = _write_chunk(tmp, suffix, frame, writer)
+        if writer is not None and suffix == ".parquet":
+            writer.close()
+        if rows:
+            os.replace(tmp, output)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return rows
 
 
 def _write_chunk(path: Path, suffix: str, frame, writer):

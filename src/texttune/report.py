@@ -28,6 +28,7 @@ from .artifacts import (
     TEST_CONFUSION_MATRIX_FILE,
     RunManifest,
     read_analysis,
+    read_audit_summary,
 )
 from .metrics import (
     default_best_metric,
@@ -58,6 +59,8 @@ class ReportInputs:
     train_seconds: float = 0.0
     #: The error analysis of the test split (else validation), see :mod:`texttune.analysis`.
     analysis: dict[str, Any] | None = None
+    #: ``train --audit``: the audit's summary (``audit/audit.json``), see :mod:`texttune.audit`.
+    audit: dict[str, Any] | None = None
 
 
 def label_counts(data: PreparedData) -> dict[str, list[float]]:
@@ -315,6 +318,7 @@ def report_for_run(
         data_source=(manifest.config.get("data") or {}).get("data") or "",
         train_seconds=train_seconds,
         analysis=read_analysis(run),
+        audit=read_audit_summary(run),
     )
     return write_report(run, inputs)
 
@@ -338,7 +342,7 @@ def _hyperparameters(manifest: RunManifest) -> dict[str, Any]:
     return {k: train[k] for k in keys if k in train}
 
 
-def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+def html_table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(_cell(c))}</td>" for c in row) + "</tr>" for row in rows
@@ -369,9 +373,9 @@ def render_html(inputs: ReportInputs, plots: dict[str, Path]) -> str:
     """The report as one HTML page with the plots inlined (base64 PNG): it opens offline, from anywhere."""
     m = inputs.manifest
     parts = [
-        _page_head(f"texttune run report: {m.base_model}"),
+        page_head(f"texttune run report: {m.base_model}"),
         "<h1>texttune run report</h1>",
-        _table(
+        html_table(
             [
                 ("task", m.task),
                 ("base model", m.base_model),
@@ -391,24 +395,29 @@ def render_html(inputs: ReportInputs, plots: dict[str, Path]) -> str:
         if advice:
             parts.append(f"<p class='warning'>Warning ({title} split): {html.escape(advice)}.</p>")
     if inputs.metrics:
-        parts += ["<h2>Validation metrics</h2>", _table(_metric_rows(inputs.metrics), ("metric", "value"))]
+        parts += [
+            "<h2>Validation metrics</h2>",
+            html_table(_metric_rows(inputs.metrics), ("metric", "value")),
+        ]
         per_class = inputs.metrics.get("per_class")
         if per_class:
             rows = [(n, r["precision"], r["recall"], r["f1"], r["support"]) for n, r in per_class.items()]
-            parts.append(_table(rows, ("class", "precision", "recall", "f1", "support")))
+            parts.append(html_table(rows, ("class", "precision", "recall", "f1", "support")))
     if inputs.test_metrics:
-        parts += ["<h2>Test metrics</h2>", _table(_metric_rows(inputs.test_metrics), ("metric", "value"))]
+        parts += ["<h2>Test metrics</h2>", html_table(_metric_rows(inputs.test_metrics), ("metric", "value"))]
     if inputs.metrics.get("risk_coverage"):
         parts += _calibration_section(inputs)
     if inputs.analysis:
         parts += analysis_section(inputs.analysis)
+    if inputs.audit:
+        parts += audit_section(inputs.audit)
     if m.thresholds:
         parts += [
             "<h2>Decision thresholds (tuned on validation)</h2>",
-            _table(list(zip(m.label_names, m.thresholds)), ("label", "threshold")),
+            html_table(list(zip(m.label_names, m.thresholds)), ("label", "threshold")),
         ]
     parts += _plot_parts(plots)
-    parts += ["<h2>Configuration</h2>", _table(_flat_config(m), ("option", "value"))]
+    parts += ["<h2>Configuration</h2>", html_table(_flat_config(m), ("option", "value"))]
     versions = ", ".join(f"{k} {v}" for k, v in m.versions.items())
     parts.append(f"<p><small>{html.escape(versions)}</small></p></body></html>")
     return "\n".join(parts) + "\n"
@@ -455,14 +464,14 @@ def write_evaluation_report(
         if plot:
             plots[title] = plot
     parts = [
-        _page_head(f"texttune evaluation: {name}"),
+        page_head(f"texttune evaluation: {name}"),
         f"<h1>Evaluation of {html.escape(str(run))} on {html.escape(name)}</h1>",
-        _table(_metric_rows(metrics), ("metric", "value")),
+        html_table(_metric_rows(metrics), ("metric", "value")),
     ]
     per_class = metrics.get("per_class")
     if per_class:
         rows = [(n, r["precision"], r["recall"], r["f1"], r["support"]) for n, r in per_class.items()]
-        parts.append(_table(rows, ("class", "precision", "recall", "f1", "support")))
+        parts.append(html_table(rows, ("class", "precision", "recall", "f1", "support")))
     if analysis:
         parts += analysis_section({"split": name, **analysis})
     parts += _plot_parts(plots)
@@ -471,7 +480,7 @@ def write_evaluation_report(
     return page
 
 
-def _page_head(title: str) -> str:
+def page_head(title: str) -> str:
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
@@ -493,7 +502,7 @@ def analysis_section(analysis: dict[str, Any]) -> list[str]:
     """HTML of an error analysis: the most confident mistakes, the most confused pairs, accuracy by length."""
     split = analysis.get("split", "")
     mistakes = [
-        (m["row"], _shorten(m["text"]), m["label"], m["predicted"], m["confidence"])
+        (m["row"], shorten(m["text"]), m["label"], m["predicted"], m["confidence"])
         for m in analysis["confident_mistakes"]
     ]
     pairs = [
@@ -503,15 +512,37 @@ def analysis_section(analysis: dict[str, Any]) -> list[str]:
     return [
         f"<h2>Error analysis ({html.escape(split)} split)</h2>",
         "<h3>Most confident mistakes</h3><p>Read these first: a confident mistake is often a wrong label.</p>",
-        _table(mistakes, ("row", "text", "label", "predicted", "confidence")) if mistakes else "<p>none</p>",
+        html_table(mistakes, ("row", "text", "label", "predicted", "confidence"))
+        if mistakes
+        else "<p>none</p>",
         "<h3>Most confused pairs</h3>",
-        _table(pairs, ("label", "predicted as", "rows", "share of the label")) if pairs else "<p>none</p>",
+        html_table(pairs, ("label", "predicted as", "rows", "share of the label"))
+        if pairs
+        else "<p>none</p>",
         "<h3>Accuracy by text length</h3>",
-        _table(lengths, ("characters", "rows", "accuracy")),
+        html_table(lengths, ("characters", "rows", "accuracy")),
     ]
 
 
-def _shorten(text: str, limit: int = 300) -> str:
+def audit_section(summary: dict[str, Any]) -> list[str]:
+    """HTML of a ``--audit`` summary: the count of each finding and the worst label findings."""
+    from .audit import AUDIT_HTML, KINDS, LABEL
+
+    worst = [
+        (f["row"], shorten(f["text"]), f["given_label"], f["suggested_label"], f["score"])
+        for f in summary["worst"][LABEL]
+    ]
+    return [
+        "<h2>Data audit (training data)</h2>",
+        f"<p>{summary['audited_rows']:,} rows audited with {html.escape(summary['model'])}; every finding is in "
+        f"<a href='audit/{AUDIT_HTML}'>audit/{AUDIT_HTML}</a> and audit/issues.csv.</p>",
+        html_table([(kind, summary["counts"][kind]) for kind in KINDS], ("finding", "rows")),
+        "<h3>Likely wrong labels, worst first</h3>",
+        html_table(worst, ("row", "text", "given", "suggested", "score")) if worst else "<p>none</p>",
+    ]
+
+
+def shorten(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -535,7 +566,7 @@ def _calibration_section(inputs: ReportInputs) -> list[str]:
         "probability is below P gets no label. The lowest P that reaches each accuracy on the validation "
         "split, and what it gives on the test split (read from the sampled curve; <code>texttune evaluate "
         "RUN --target-accuracy A</code> gives exact values for any data):</p>",
-        _table(
+        html_table(
             abstention_rows(metrics, inputs.test_metrics),
             (
                 "target accuracy",

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .artifacts import (
+    AUDIT_DIR,
     CHECKPOINT_DIR,
     METRICS_FILE,
     TENSORBOARD_DIR,
@@ -186,6 +187,8 @@ class PreparedRun:
     trainable_parameters: int
     total_parameters: int
     mlm_folder: Path | None = None
+    #: ``--audit``: the audit of the training data (:class:`texttune.audit.AuditResult`).
+    audit: Any = None
 
     @property
     def has_validation(self) -> bool:
@@ -280,6 +283,7 @@ def prepare(config: RunConfig) -> PreparedRun:
             partial_dir(output),
         )
     data = load_training_data(config.data)
+    audit = _audit_data(config) if config.train.audit else None
     if config.train.metric_for_best_model:
         check_metric_name(config.train.metric_for_best_model, data.task, data.label_names)
     model_path = resolve_model_path(config.model.model)
@@ -332,7 +336,18 @@ def prepare(config: RunConfig) -> PreparedRun:
         trainable_parameters=trainable,
         total_parameters=total,
         mlm_folder=mlm_folder,
+        audit=audit,
     )
+
+
+def _audit_data(config: RunConfig):
+    """``--audit``: the cheap audit (k-fold over the frozen model's embeddings) of the training data."""
+    from .audit import format_summary, run_audit
+    from .config import AuditConfig
+
+    result = run_audit(config.data, AuditConfig(model=config.model.model, max_length=config.model.max_length))
+    logger.info("audit of the training data:\n%s", format_summary(result.summary))
+    return result
 
 
 def resume_point(prepared: PreparedRun, work: Path, main_process: bool) -> Path | None:
@@ -441,6 +456,10 @@ def finish_run(
     from .inference import Predictor
 
     data, config = prepared.data, prepared.config
+    if prepared.audit is not None:
+        from .audit import write_audit
+
+        write_audit(work / AUDIT_DIR, prepared.audit)
     predictor = Predictor.load(
         work
     )  # everything below goes through the saved run, as `texttune evaluate` does

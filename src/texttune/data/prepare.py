@@ -47,6 +47,8 @@ from .splits import (
 logger = logging.getLogger(__name__)
 
 _SPLIT_ORDER = ("train", "validation", "test")
+ROW = "row"
+"""Column of a cleaned frame holding each row's 0-based position in its source (header excluded)."""
 
 
 @dataclass
@@ -105,6 +107,7 @@ def _clean_rows(
         }
     )
     total = len(frame)
+    frame[ROW] = range(total)
     for name, column in ((TEXT, columns.text), (TEXT_PAIR, columns.pair)):
         if column is not None:
             empty = frame[name].map(is_missing)
@@ -174,6 +177,66 @@ def load_training_data(cfg: DataConfig) -> PreparedData:
         >>> data.splits["train"].column_names  # doctest: +SKIP
         ['text', 'labels']
     """
+    labelled = read_labelled(cfg)
+    frames, columns, task, label_names = (
+        labelled.frames,
+        labelled.columns,
+        labelled.task,
+        labelled.label_names,
+    )
+    if "validation" not in frames:
+        frames["train"], frames["validation"] = split_off_validation(frames["train"], task, cfg)
+
+    frames["train"] = subset(frames["train"], cfg.max_train_samples, cfg.data_seed)
+    for name in ("validation", "test"):
+        if name in frames:
+            frames[name] = subset(frames[name], cfg.max_eval_samples, cfg.data_seed)
+    splits = datasets.DatasetDict(
+        {
+            name: _to_dataset(frames[name], task, columns.pair is not None)
+            for name in _SPLIT_ORDER
+            if name in frames
+        }
+    )
+    _log_summary(splits, task, label_names)
+    return PreparedData(
+        splits=splits,
+        task=task,
+        label_names=label_names,
+        text_column=columns.text,
+        text_pair_column=columns.pair,
+        label_column=columns.label,
+    )
+
+
+@dataclass
+class LabelledData:
+    """``--data`` (and ``--validation`` / ``--test``) read, cleaned and label-encoded, before any split.
+
+    Attributes:
+        frames: ``train`` (the rows of ``--data``) and, when given or found, ``validation`` and ``test``;
+            columns ``text``, ``text_pair`` (pairs only), ``labels`` and :data:`ROW`.
+        source: The raw training split as read, every column and row (what a cleaned copy is made from).
+        columns: The source columns used.
+        task: The resolved task.
+        label_names: Class names in id order; ``[]`` for regression.
+        where: ``--data`` as messages name it.
+    """
+
+    frames: dict[str, pd.DataFrame]
+    source: datasets.Dataset
+    columns: Columns
+    task: str
+    label_names: list[str]
+    where: str
+
+
+def read_labelled(cfg: DataConfig) -> LabelledData:
+    """Read ``--data`` (and ``--validation`` / ``--test``), clean the rows and encode the labels.
+
+    The first steps of :func:`load_training_data`, without the validation split and the subsets; each row
+    keeps its position in its source file in the :data:`ROW` column.
+    """
     if not cfg.data:
         raise DataError(
             "no training data given; pass --data (a file, a saved dataset folder or a built-in name)"
@@ -192,26 +255,7 @@ def load_training_data(cfg: DataConfig) -> PreparedData:
         name: encode_labels(split, task, label_names, cfg.label_delimiter, columns.label, cfg.strict)
         for name, split in rows.items()
     }
-    if "validation" not in frames:
-        frames["train"], frames["validation"] = split_off_validation(frames["train"], task, cfg)
-
-    frames["train"] = subset(frames["train"], cfg.max_train_samples, cfg.data_seed)
-    for name in ("validation", "test"):
-        if name in frames:
-            frames[name] = subset(frames[name], cfg.max_eval_samples, cfg.data_seed)
-    pair = columns.pair is not None
-    splits = datasets.DatasetDict(
-        {name: _to_dataset(frames[name], task, pair) for name in _SPLIT_ORDER if name in frames}
-    )
-    _log_summary(splits, task, label_names)
-    return PreparedData(
-        splits=splits,
-        task=task,
-        label_names=label_names,
-        text_column=columns.text,
-        text_pair_column=columns.pair,
-        label_column=columns.label,
-    )
+    return LabelledData(frames, picked.dataset, columns, task, label_names, picked.where)
 
 
 def _evaluation_rows(
