@@ -79,6 +79,10 @@ def _train(tiny_bert: str, data: str, tmp: Path, *extra: str) -> list[str]:
     ]
 
 
+def _audit(tiny_bert: str, data: str, tmp: Path, *extra: str) -> list[str]:
+    return ["audit", "--data", data, "--model", tiny_bert, "--output", str(tmp / "out"), *extra]
+
+
 Case = Callable[[Path, str, Writers], tuple[list[str], str]]
 
 CASES: dict[str, Case] = {
@@ -174,6 +178,32 @@ CASES: dict[str, Case] = {
     "output folder not empty": lambda t, m, w: (
         _train(m, w.reviews(t), t) if _write(_mkdir(t / "out"), "mine.txt", "x") else [],
         r"output folder .*out is not empty; pass --overwrite to replace it or choose another --output",
+    ),
+    "audit: --fix without --output-data": lambda t, m, w: (
+        _audit(m, w.reviews(t), t, "--fix", "drop"),
+        r"--fix and --output-data go together: --fix drop\|relabel --output-data clean.csv",
+    ),
+    "audit: --output-data is the input file": lambda t, m, w: (
+        _audit(m, w.reviews(t), t, "--fix", "drop", "--output-data", str(t / "reviews.csv")),
+        r"--output-data must not be the input file: the audit never changes its input",
+    ),
+    "audit: output folder not empty": lambda t, m, w: (
+        _audit(m, w.reviews(t), t) if _write(_mkdir(t / "out"), "mine.txt", "x") else [],
+        r"output folder .*out is not empty; pass --overwrite",
+    ),
+    "audit: --fix relabel on multi-label data": lambda t, m, w: (
+        _audit(
+            m,
+            _write(t, "m.csv", "text,label\n" + "good film,a|b\nbad film,a\n" * 10),
+            t,
+            "--label-delimiter",
+            "|",
+            "--fix",
+            "relabel",
+            "--output-data",
+            str(t / "clean.csv"),
+        ),
+        r"--fix relabel needs single-label data, this is multi_label; use --fix drop",
     ),
     "run folder from another format version": lambda t, m, w: (
         ["predict", w.fake_run(t, m, format_version=99), "text"],
@@ -272,7 +302,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(
 
 
 def test_the_count_of_bad_input_cases():
-    assert len(CASES) == 29
+    assert len(CASES) == 33
 
 
 def test_debug_shows_the_traceback_of_a_bad_input(tiny_bert, tmp_path, monkeypatch, writers):
