@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 #: Public name -> the module that defines it.
 _EXPORTS = {
+    "AccuracyError": "errors",
     "ConfigError": "errors",
     "DataError": "errors",
     "ModelError": "errors",
@@ -40,6 +41,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "AccuracyError",
     "ConfigError",
     "DataConfig",
     "DataError",
@@ -82,7 +84,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs; nothing is imported at run time
     from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
-    from .errors import ConfigError, DataError, ModelError, TexttuneError
+    from .errors import AccuracyError, ConfigError, DataError, ModelError, TexttuneError
     from .evaluation import EvaluationResult, evaluate_run
     from .export import ExportResult, ParityReport, export_onnx
     from .inference import Prediction, Predictor

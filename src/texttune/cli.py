@@ -209,7 +209,9 @@ def _add_run_commands(sub) -> None:
         "Write a run's model as a plain transformers model folder (--output; --merge folds LoRA/IA3 adapters "
         "into the weights), or with --onnx as an ONNX model with fused attention (optionally int8-quantized), "
         "written to RUN/onnx/ (used by `texttune predict RUN` from then on) or to a stand-alone --output "
-        "folder, followed by a parity check against the PyTorch model on the run's validation split.",
+        "folder, followed by a parity check against the PyTorch model on the run's validation split (or "
+        "--data). An int8 model is written only if it keeps accuracy within --max-accuracy-drop; the other "
+        "weight type and keeping the most sensitive matrices in fp32 are tried first.",
         ExportConfig,
         run=True,
     )
@@ -410,7 +412,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def _export_onnx(run: str, options: ExportConfig) -> int:
     from .export import export_onnx
 
-    result = export_onnx(run, options.output, quantize=options.quantize, overwrite=options.overwrite)
+    result = export_onnx(
+        run,
+        options.output,
+        quantize=options.quantize,
+        overwrite=options.overwrite,
+        max_accuracy_drop=options.max_accuracy_drop if options.accuracy_check else None,
+        data=options.data,
+    )
     kind = "int8" if result.quantize else "fp32"
     fused = "fused attention" if result.fused else "attention not fused"
     weights = f", {result.weight_type} weights" if result.weight_type else ""
@@ -419,16 +428,35 @@ def _export_onnx(run: str, options: ExportConfig) -> int:
     )
     parity = result.parity
     if parity is None:
-        print("parity check skipped: the run has no validation.parquet")
+        print("parity check skipped: the run has no validation.parquet (check on labelled rows with --data)")
         return 0
     what = "value" if parity.label_agreement is None else "probability"
-    line = f"parity on {parity.rows} validation rows: max abs {what} diff {parity.max_abs_diff:.2e}"
+    rows = f"{parity.rows} {'validation rows' if parity.data == 'validation' else 'rows of ' + parity.data}"
+    line = f"parity on {rows}: max abs {what} diff {parity.max_abs_diff:.2e}"
     if parity.label_agreement is not None:
         line += f", label agreement {100 * parity.label_agreement:.2f}%"
-    if parity.accuracy_torch is not None:
-        line += f", accuracy {parity.accuracy_torch:.4f} (torch) vs {parity.accuracy_onnx:.4f} (onnx)"
+    line += f", {parity.metric} {parity.metric_torch:.4f} (torch) vs {parity.metric_onnx:.4f} (onnx)"
     print(line)
+    if parity.variant is not None:
+        print(_accuracy_check_line(parity))
     return 0
+
+
+def _accuracy_check_line(parity) -> str:
+    """``int8 accuracy check: kept VARIANT (drop ...); tried first: ...`` for a checked int8 export."""
+    from .metrics import metric_direction
+
+    kept = parity.tried[-1]
+    loss = "drop" if metric_direction(parity.metric) else "relative rise"
+    line = (
+        f"int8 accuracy check: kept {parity.variant} ({loss} {kept['drop']:.4f} <= --max-accuracy-drop "
+        f"{parity.max_drop:g})"
+    )
+    if len(parity.tried) > 1:
+        line += "; tried first: " + ", ".join(
+            f"{attempt['variant']} ({parity.metric} {attempt['value']:.4f})" for attempt in parity.tried[:-1]
+        )
+    return line
 
 
 def _format_prediction(text: str, prediction, task: str, as_json: bool) -> str:

@@ -36,6 +36,8 @@ LONG_TEXT_MODES = ("truncate", "head-tail", "sliding")
 #: installed and the device is the CPU), else PyTorch.
 BACKENDS = ("auto", "torch", "onnx")
 QUANTIZATIONS = ("int8",)
+#: ``texttune export --quantize int8``: the most of the primary validation metric the int8 model may lose.
+MAX_ACCURACY_DROP = 0.01
 DEMO_OUTPUT = "runs/demo"
 
 
@@ -716,10 +718,33 @@ class ExportConfig:
     overwrite: bool = field(
         default=False, metadata={"help": "Replace --output (or the ONNX export) if it exists."}
     )
+    max_accuracy_drop: float = field(
+        default=MAX_ACCURACY_DROP,
+        metadata={
+            "help": "With --quantize int8: the most the run's primary metric may lose against the PyTorch "
+            "model on the validation split, as a fraction like --target-accuracy (0.01 = 1 point of accuracy, "
+            "or of micro F1 for multi-label; regression: the MSE may rise by 1%). The other weight type, then "
+            "keeping the most sensitive matrices in fp32, are tried before giving up; then nothing is written."
+        },
+    )
+    accuracy_check: bool = field(
+        default=True,
+        metadata={"help": "With --quantize int8: check accuracy (--no-accuracy-check: export unchecked)."},
+    )
+    data: str | None = field(
+        default=None,
+        metadata={
+            "help": "With --onnx: labelled data (with the run's columns) to check the export on instead of "
+            "the run's validation split; needed for --quantize int8 on a run without one."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.quantize and not self.onnx:
             raise ConfigError("--quantize applies to --onnx; add --onnx")
+        if self.data and not self.onnx:
+            raise ConfigError("--data applies to --onnx (the check of an ONNX export); add --onnx")
+        require_fraction(self, ("max_accuracy_drop",))
         if self.onnx and self.merge:
             raise ConfigError("--onnx and --merge are different exports; give one of them")
         if self.quantize is not None:

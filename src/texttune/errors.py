@@ -19,6 +19,10 @@ class ModelError(TexttuneError):
     """A model path or run folder that cannot be loaded."""
 
 
+class AccuracyError(TexttuneError):
+    """A model that would lose more accuracy than allowed (an int8 export beyond ``--max-accuracy-drop``)."""
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type name when it has none), for one-line errors.
 

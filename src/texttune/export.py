@@ -3,6 +3,13 @@
 Why not ``optimum``: it does not import with transformers 5. The legacy ``torch.onnx.export`` tracer
 (``dynamo=False``) on a model loaded with eager attention gives a graph that ONNX Runtime's transformer
 optimizer fuses into its ``Attention`` kernels; the dynamo exporter and SDPA attention fuse only in part.
+
+An int8 export must keep its accuracy: it is checked against the run's PyTorch model on labelled rows
+(the run's validation split, or ``--data``) and kept only within ``--max-accuracy-drop``. The variants
+tried, in order: the weight type that suits this CPU (:func:`texttune.hardware.int8_weight_type`), the
+other one, then the better of the two with more and more of the most sensitive matrices kept in fp32
+(:func:`texttune.quantization.rank_by_int8_error`), up to half of them. Beyond that an int8 model saves
+little over fp32, so the export stops with an :class:`~texttune.errors.AccuracyError` instead.
 """
 
 from __future__ import annotations
@@ -11,7 +18,9 @@ import logging
 import os
 import shutil
 import warnings
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -27,32 +36,46 @@ from .artifacts import (
     copy_run_description,
     partial_dir,
     read_manifest,
+    read_validation_split,
     require_files,
     write_json,
 )
-from .config import QUANTIZATIONS
-from .errors import ConfigError, ModelError
+from .config import MAX_ACCURACY_DROP, QUANTIZATIONS, DataConfig
+from .errors import AccuracyError, ConfigError, ModelError
 from .hardware import int8_weight_type
+from .metrics import default_best_metric, metric_direction
 from .onnx_model import ONNX_INSTALL_HINT, require_onnxruntime
+from .quantization import WEIGHT_TYPES, quantize_int8, rank_by_int8_error
 from .strategies import get_strategy, names_where
-from .tasks import LABELS, MULTI_LABEL, REGRESSION, TEXT, TEXT_PAIR
+from .tasks import REGRESSION, SINGLE_LABEL, TEXT, TEXT_PAIR
 
 logger = logging.getLogger(__name__)
 
 OPSET = 17
 #: Model types whose graphs ONNX Runtime's BERT optimizer knows how to fuse.
 _FUSABLE = {"bert", "roberta", "xlm-roberta", "distilbert", "electra", "camembert", "mpnet", "deberta-v2"}
-#: Rows of the validation split used by the parity check (enough to see a disagreement, quick to run).
+#: Rows the export is checked on (a seeded random subset of larger splits; quick, and enough to see a
+#: disagreement or a lost point of accuracy).
 PARITY_ROWS = 2000
+#: Seed of that subset (the one ``texttune evaluate --max-eval-samples`` uses on a stored split).
+_CHECK_SEED = 42
+#: Tokens (rows x padded length) of the batch that ranks the matrices by int8 error.
+PROBE_TOKENS = 4096
 
 
 @dataclass
 class ParityReport:
-    """How closely the exported model follows the PyTorch model on the run's validation split.
+    """How closely the exported model follows the PyTorch model, on the run's validation split or ``--data``.
 
     ``max_abs_diff`` is the largest absolute difference of any probability (of any predicted value for
     regression); ``label_agreement`` the share of rows with the same predicted label (label set for
-    multi-label; None for regression); ``accuracy_*`` the accuracy of each against the true labels.
+    multi-label; None for regression); ``accuracy_*`` the accuracy of each against the true labels
+    (single-label). ``metric`` is the run's primary metric (``accuracy``, ``f1_micro`` for multi-label,
+    ``mse`` for regression), measured for both models.
+
+    An int8 export with the accuracy check also records the limit (``max_drop``: the largest loss of
+    the metric, or its relative rise for ``mse``), the ``variant`` kept, the matrices it keeps in fp32
+    (``excluded_nodes``) and every variant ``tried``, in order, with its metric and loss.
     """
 
     rows: int
@@ -60,6 +83,15 @@ class ParityReport:
     label_agreement: float | None
     accuracy_torch: float | None = None
     accuracy_onnx: float | None = None
+    metric: str | None = None
+    metric_torch: float | None = None
+    metric_onnx: float | None = None
+    #: ``validation`` (the run's split) or the ``--data`` source.
+    data: str = "validation"
+    max_drop: float | None = None
+    variant: str | None = None
+    excluded_nodes: list[str] = field(default_factory=list)
+    tried: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -72,8 +104,61 @@ class ExportResult:
     fused: bool
     size_bytes: int
     parity: ParityReport | None
-    #: ``QInt8`` or ``QUInt8`` for an int8 export: the weight type that suits this CPU.
+    #: ``QInt8`` or ``QUInt8`` for an int8 export: the weight type kept.
     weight_type: str | None = None
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way to quantize to int8: the weight type, and the matrices (node names) kept in fp32."""
+
+    weight_type: str
+    excluded: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """``QUInt8 weights``, or ``QUInt8 weights, 2 matrices fp32``."""
+        if not self.excluded:
+            return f"{self.weight_type} weights"
+        count = len(self.excluded)
+        return f"{self.weight_type} weights, {count} {'matrix' if count == 1 else 'matrices'} fp32"
+
+
+@dataclass
+class Attempt:
+    """One variant measured by the accuracy check (stored in :attr:`ParityReport.tried`)."""
+
+    variant: str
+    weight_type: str
+    excluded_nodes: int
+    value: float
+    #: The loss of the metric against PyTorch (for ``mse``: its relative rise); negative when it gained.
+    drop: float
+    within: bool
+
+
+@dataclass
+class _Check:
+    """The labelled rows an export is checked on, and the run's PyTorch model and its logits on them."""
+
+    reference: Any  # a torch-backed Predictor
+    dataset: Any
+    source: str
+    logits: np.ndarray
+    metric: str
+
+    @property
+    def rows(self) -> int:
+        return len(self.dataset)
+
+    @cached_property
+    def value(self) -> float:
+        """The PyTorch model's primary metric on the rows."""
+        return self.score(self.logits)
+
+    def score(self, logits: np.ndarray) -> float:
+        """The primary metric of ``logits`` on the rows, computed as ``texttune evaluate`` does."""
+        return float(self.reference.evaluate(self.dataset, logits=logits)[self.metric])
 
 
 def export_onnx(
@@ -83,8 +168,21 @@ def export_onnx(
     quantize: str | None = None,
     overwrite: bool = False,
     check_parity: bool = True,
+    max_accuracy_drop: float | None = MAX_ACCURACY_DROP,
+    data: str | None = None,
 ) -> ExportResult:
-    """Export a run's model to ONNX, fuse attention, optionally quantize to int8, and check parity.
+    """Export a run's model to ONNX, fuse attention, optionally quantize to int8, and check it.
+
+    The check compares the ONNX model with the run's PyTorch model on the run's validation split (at most
+    :data:`PARITY_ROWS` rows), or on ``data``. An int8 model must keep the run's primary metric within
+    ``max_accuracy_drop``; variants are tried in turn (see the module docstring) and the first within
+    the limit is kept. Nothing is written until a model passes, so a refused export leaves no folder
+    behind and an existing export in place.
+
+    A run without a validation split (trained without one) has no rows to check on: an int8 export then
+    needs ``data`` (labelled, with the run's columns) or ``max_accuracy_drop=None``, and refuses with a
+    :class:`ConfigError` naming both rather than write an unchecked model silently; an fp32 export,
+    which follows the PyTorch model to rounding error, logs a warning and skips the parity report.
 
     Args:
         run: A run folder written by :func:`texttune.train`.
@@ -93,18 +191,27 @@ def export_onnx(
             tokenizer, ``config.json``, ``texttune.json`` and ``onnx/model.onnx``, without the PyTorch weights.
         quantize: None for fp32, or ``"int8"`` (dynamic quantization of the weights, per channel).
         overwrite: Replace an existing ONNX export.
-        check_parity: Compare with the PyTorch model on the run's ``validation.parquet``.
+        check_parity: Compare with the PyTorch model (False: no check at all, int8 unchecked too).
+        max_accuracy_drop: int8: the most the primary metric may lose, as a fraction (0.01 = 1 point of
+            accuracy, or of micro F1 for multi-label); for regression the most the MSE may rise, relative
+            (0.01 = 1%). None: no accuracy check (the parity report is still written).
+        data: Labelled data to check on instead of the run's validation split (the run's column names).
 
     Returns:
-        The :class:`ExportResult`, with the parity report (None when the run has no validation split).
+        The :class:`ExportResult`, with the parity report (None when there were no rows to check on).
+
+    Raises:
+        AccuracyError: No int8 variant is within ``max_accuracy_drop``; nothing was written.
 
     Example:
         >>> result = export_onnx("runs/rt", quantize="int8")  # doctest: +SKIP
-        >>> result.parity.label_agreement  # doctest: +SKIP
-        0.995
+        >>> result.parity.variant, result.parity.accuracy_onnx - result.parity.accuracy_torch  # doctest: +SKIP
+        ('QInt8 weights', -0.002)
     """
     run, folder = Path(run), Path(output) if output is not None else Path(run)
-    manifest = _check_export(run, folder, quantize, overwrite)
+    guarded = quantize == "int8" and check_parity and max_accuracy_drop is not None
+    manifest = _check_export(run, folder, quantize, overwrite, max_accuracy_drop)
+    check = _load_check(run, manifest, data, required=guarded) if check_parity else None
     stand_alone = folder.resolve() != run.resolve()
     target = folder / ONNX_DIR
     work = partial_dir(target) if not stand_alone else partial_dir(folder)
@@ -114,8 +221,10 @@ def export_onnx(
     try:
         if stand_alone:
             copy_run_description(run, work)
-        weight_type = int8_weight_type() if quantize == "int8" else None
-        fused = _export(run, onnx_work, quantize, weight_type)
+        fp32, fused = _export(run, onnx_work)
+        limit = max_accuracy_drop if guarded else None
+        model, weight_type, parity = _choose_model(fp32, onnx_work, quantize, check, limit)
+        _keep_only(model, onnx_work)
         info: dict[str, Any] = {
             "source_run": str(run),
             "quantize": quantize,
@@ -124,18 +233,14 @@ def export_onnx(
             "fused_attention": fused,
             "task": manifest.task,
         }
+        if parity is not None:
+            info["parity"] = asdict(parity)
         write_json(onnx_work / EXPORT_INFO_FILE, info)
         _move_into_place(work, folder if stand_alone else target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     model_file = target / ONNX_MODEL_FILE
-    parity = None
-    if check_parity:
-        parity = parity_check(run, folder)
-        if parity is not None:
-            info["parity"] = asdict(parity)
-            write_json(target / EXPORT_INFO_FILE, info)
     logger.info("ONNX model written to %s", model_file)
     return ExportResult(
         folder=folder,
@@ -148,7 +253,9 @@ def export_onnx(
     )
 
 
-def _check_export(run: Path, folder: Path, quantize: str | None, overwrite: bool):
+def _check_export(
+    run: Path, folder: Path, quantize: str | None, overwrite: bool, max_accuracy_drop: float | None
+):
     """Refuse an export that cannot succeed, before anything is written; returns the run's manifest."""
     require_onnxruntime()
     try:
@@ -157,6 +264,8 @@ def _check_export(run: Path, folder: Path, quantize: str | None, overwrite: bool
         raise ConfigError(f"ONNX export needs onnx; install it with: {ONNX_INSTALL_HINT}") from None
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise ConfigError(f"--quantize {quantize!r} is not one of {', '.join(QUANTIZATIONS)}")
+    if max_accuracy_drop is not None and not 0.0 <= max_accuracy_drop < 1.0:
+        raise ConfigError(f"--max-accuracy-drop must be in [0, 1), got {max_accuracy_drop}")
     manifest = read_manifest(run)
     if not get_strategy(manifest.strategy).plain_weights:
         raise ConfigError(
@@ -170,6 +279,198 @@ def _check_export(run: Path, folder: Path, quantize: str | None, overwrite: bool
     if (folder / ONNX_DIR).exists() and not overwrite:
         raise ConfigError(f"{folder / ONNX_DIR} already exists; pass --overwrite to replace the ONNX export")
     return manifest
+
+
+def _load_check(run: Path, manifest, data: str | None, *, required: bool, rows: int = PARITY_ROWS):
+    """The rows to check the export on, with the PyTorch model's logits; None when there are none.
+
+    ``required``: refuse (rather than skip the check) when the run has no validation split and no
+    ``data`` was given.
+    """
+    from .data import load_labelled
+    from .data.splits import subset
+    from .inference import Predictor
+
+    if data is not None:
+        columns = {
+            name: getattr(manifest, name) for name in ("text_column", "text_pair_column", "label_column")
+        }
+        config = DataConfig(data=data)
+        dataset = load_labelled(data, config, task=manifest.task, label_names=manifest.label_names, **columns)
+    elif (run / VALIDATION_DATA_FILE).is_file():
+        dataset = read_validation_split(run)
+    elif required:
+        raise ConfigError(
+            f"{run} has no validation split to check the int8 model's accuracy on; pass --data FILE "
+            "(labelled, with the run's columns) or --no-accuracy-check to export it unchecked"
+        )
+    else:
+        logger.warning("%s has no %s; skipping the parity check", run, VALIDATION_DATA_FILE)
+        return None
+    dataset = subset(dataset, rows, seed=_CHECK_SEED)
+    reference = Predictor.load(run, device="cpu", backend="torch")
+    logits = reference.logits(dataset[TEXT], _pairs(dataset))
+    metric = default_best_metric(manifest.task)[0]
+    return _Check(reference, dataset, data or "validation", logits, metric)
+
+
+def _choose_model(fp32: Path, folder: Path, quantize: str | None, check: _Check | None, limit: float | None):
+    """The model file to keep, its int8 weight type (None for fp32) and its parity report."""
+    if quantize is None:
+        return fp32, None, _parity(check, _onnx_logits(check, fp32)) if check else None
+    if limit is None:
+        variant = Variant(int8_weight_type())
+        model = _quantize(fp32, folder, variant, 0)
+        return model, variant.weight_type, _parity(check, _onnx_logits(check, model)) if check else None
+    return _int8_within(fp32, folder, check, limit)
+
+
+def _int8_within(fp32: Path, folder: Path, check: _Check, limit: float):
+    """The first int8 variant whose metric stays within ``limit`` of PyTorch's, or an AccuracyError."""
+    attempts: list[Attempt] = []
+    for variant in _variants(fp32, folder, check, attempts):
+        model = _quantize(fp32, folder, variant, len(attempts))
+        logits = _onnx_logits(check, model)
+        attempts.append(_measure(check, variant, logits, limit))
+        if attempts[-1].within:
+            report = _parity(check, logits)
+            report.max_drop, report.variant = limit, variant.name
+            report.excluded_nodes, report.tried = list(variant.excluded), [asdict(a) for a in attempts]
+            logger.info("kept int8 variant %s (%d tried)", variant.name, len(attempts))
+            return model, variant.weight_type, report
+        model.unlink()
+    raise AccuracyError(_refusal(check, attempts, limit))
+
+
+def _variants(fp32: Path, folder: Path, check: _Check, attempts: list[Attempt]) -> Iterator[Variant]:
+    """The int8 variants to try, in order; the later ones follow the ``attempts`` measured so far.
+
+    Both weight types (the one that suits this CPU first), then the better of the two with the 1, 2, 4,
+    ... matrices that lose most to int8 kept in fp32, up to half of the matrices.
+    """
+    preferred = int8_weight_type()
+    for weight_type in (preferred, *(t for t in WEIGHT_TYPES if t != preferred)):
+        yield Variant(weight_type)
+    best = min(attempts, key=lambda attempt: attempt.drop).weight_type
+    ranked = rank_by_int8_error(fp32, _probe_batch(check), best, folder)
+    for count in _exclusion_steps(len(ranked)):
+        yield Variant(best, tuple(ranked[:count]))
+
+
+def _exclusion_steps(matrices: int) -> list[int]:
+    """How many matrices to keep in fp32, step by step: 1, 2, 4, ... and finally half of them."""
+    steps, count = [], 1
+    while count < matrices // 2:
+        steps.append(count)
+        count *= 2
+    return steps + [matrices // 2] if matrices >= 2 else []
+
+
+def _quantize(fp32: Path, folder: Path, variant: Variant, index: int) -> Path:
+    model = folder / f"model.int8-{index}.onnx"
+    quantize_int8(fp32, model, variant.weight_type, variant.excluded)
+    return model
+
+
+def _measure(check: _Check, variant: Variant, logits: np.ndarray, limit: float) -> Attempt:
+    """Score one variant's ``logits`` against the PyTorch model's and log the result."""
+    reference, value = check.value, check.score(logits)
+    if metric_direction(check.metric):
+        drop = reference - value
+    else:  # an error metric (mse): its relative rise
+        drop = (value - reference) / max(abs(reference), 1e-12)
+    # The tolerance absorbs float rounding (0.60 - 0.59 > 0.01), so a loss of exactly the limit passes.
+    within = drop <= limit + 1e-9
+    attempt = Attempt(variant.name, variant.weight_type, len(variant.excluded), value, drop, within)
+    logger.info(
+        "int8 %s: %s %.4f vs %.4f (PyTorch) on %d rows; %s %.4f %s limit %g",
+        variant.name,
+        check.metric,
+        value,
+        reference,
+        check.rows,
+        _loss_word(check.metric),
+        drop,
+        "within" if attempt.within else "beyond",
+        limit,
+    )
+    return attempt
+
+
+def _loss_word(metric: str) -> str:
+    return "drop" if metric_direction(metric) else "relative rise"
+
+
+def _refusal(check: _Check, attempts: list[Attempt], limit: float) -> str:
+    """The one-line AccuracyError message: what was measured, the best variant, and what to do."""
+    best = min(attempts, key=lambda attempt: attempt.drop)
+    where = "the validation split" if check.source == "validation" else check.source
+    return (
+        f"no int8 variant keeps {check.metric} within --max-accuracy-drop {limit:g} on {check.rows} rows of "
+        f"{where}: PyTorch {check.value:.4f}, best int8 {best.value:.4f} ({best.variant}, "
+        f"{_loss_word(check.metric)} {best.drop:.4f}; {len(attempts)} variants tried); nothing written. "
+        "Export fp32 (leave out --quantize) or allow a larger --max-accuracy-drop"
+    )
+
+
+def _probe_batch(check: _Check) -> dict[str, np.ndarray]:
+    """The first rows of the check, padded into one batch of at most :data:`PROBE_TOKENS` tokens."""
+    from .tokenization import encode
+
+    head = check.dataset.select(range(min(check.rows, 64))).to_dict()
+    tokenizer = check.reference.tokenizer
+    encoded = encode(
+        {TEXT: head[TEXT], TEXT_PAIR: head.get(TEXT_PAIR)}, tokenizer, check.reference.manifest.max_length
+    )
+    lengths = [len(ids) for ids in encoded["input_ids"]]
+    count = 1
+    while count < len(lengths) and (count + 1) * max(lengths[: count + 1]) <= PROBE_TOKENS:
+        count += 1
+    rows = [{key: values[i] for key, values in encoded.items()} for i in range(count)]
+    return dict(tokenizer.pad(rows, return_tensors="np"))
+
+
+def _pairs(dataset) -> list[str] | None:
+    return dataset[TEXT_PAIR] if TEXT_PAIR in dataset.column_names else None
+
+
+def _onnx_logits(check: _Check, model: Path) -> np.ndarray:
+    """The logits of the ONNX ``model`` on the check's rows, batched as the run's predictor batches."""
+    from .inference import Predictor
+    from .onnx_model import OnnxModel
+
+    reference = check.reference
+    predictor = Predictor(OnnxModel(model), reference.tokenizer, reference.manifest)
+    return predictor.logits(check.dataset[TEXT], _pairs(check.dataset))
+
+
+def _parity(check: _Check, logits: np.ndarray) -> ParityReport:
+    """How the ONNX ``logits`` compare with the PyTorch model's on the check's rows."""
+    reference = check.reference
+    p_ref, p_new = reference.probabilities(check.logits), reference.probabilities(logits)
+    report = ParityReport(
+        rows=check.rows,
+        max_abs_diff=float(np.abs(p_ref - p_new).max()) if check.rows else 0.0,
+        label_agreement=None,
+        metric=check.metric,
+        metric_torch=check.value,
+        metric_onnx=check.score(logits),
+        data=check.source,
+    )
+    if reference.task == SINGLE_LABEL:
+        report.label_agreement = float((p_ref.argmax(axis=1) == p_new.argmax(axis=1)).mean())
+        report.accuracy_torch, report.accuracy_onnx = report.metric_torch, report.metric_onnx
+    elif reference.task != REGRESSION:
+        chosen_ref, chosen_new = p_ref >= reference.thresholds, p_new >= reference.thresholds
+        report.label_agreement = float((chosen_ref == chosen_new).all(axis=1).mean())
+    return report
+
+
+def _keep_only(model: Path, folder: Path) -> None:
+    """Make ``model`` the folder's ``model.onnx`` and delete the other graphs written on the way."""
+    os.replace(model, folder / ONNX_MODEL_FILE)
+    for leftover in folder.glob("model.*.onnx"):
+        leftover.unlink()
 
 
 def _move_into_place(work: Path, target: Path) -> None:
@@ -197,8 +498,8 @@ def _logits_only(model):
     return LogitsOnly(model)
 
 
-def _export(run: Path, folder: Path, quantize: str | None, weight_type: str | None) -> bool:
-    """Write ``folder/model.onnx``; returns whether attention was fused."""
+def _export(run: Path, folder: Path) -> tuple[Path, bool]:
+    """Write the fp32 graph into ``folder``; returns its path and whether attention was fused."""
     import torch
 
     from .modeling import load_classifier
@@ -230,15 +531,9 @@ def _export(run: Path, folder: Path, quantize: str | None, weight_type: str | No
             opset_version=OPSET,
             dynamo=False,
         )
-    fused = _optimize(raw, folder / "model.fp32.onnx", model.config)
-    current = folder / "model.fp32.onnx" if (folder / "model.fp32.onnx").is_file() else raw
-    if quantize == "int8":
-        _quantize_int8(current, folder / "model.int8.onnx", weight_type)
-        current = folder / "model.int8.onnx"
-    os.replace(current, folder / ONNX_MODEL_FILE)
-    for leftover in folder.glob("model.*.onnx"):
-        leftover.unlink()
-    return fused
+    fp32 = folder / "model.fp32.onnx"
+    fused = _optimize(raw, fp32, model.config)
+    return (fp32 if fp32.is_file() else raw), fused
 
 
 def _optimize(source: Path, target: Path, config) -> bool:
@@ -261,76 +556,26 @@ def _optimize(source: Path, target: Path, config) -> bool:
     return fused
 
 
-def _quantize_int8(source: Path, target: Path, weight_type: str) -> None:
-    """Dynamic int8 quantization of the matrix multiplications (weights per channel, activations per batch).
-
-    ``weight_type`` is ``QInt8`` or ``QUInt8`` (see :func:`texttune.hardware.int8_weight_type`).
-    Embedding tables (``Gather``) stay fp32: quantizing them lowers label agreement and saves no time.
-    """
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    # The quantizer logs through the root logger, and warns that the optional pre-processing step was
-    # skipped; that step fails on fused graphs and is not needed for dynamic quantization.
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        quantize_dynamic(
-            str(source),
-            str(target),
-            weight_type=QuantType[weight_type],
-            per_channel=True,
-            op_types_to_quantize=["MatMul", "Attention"],
-            # Needed on graphs from the optimizer, whose fused ops lack shape-inferred tensor types.
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
-    finally:
-        root.setLevel(level)
-
-
-def parity_check(run: str | os.PathLike, exported: str | os.PathLike, *, rows: int = PARITY_ROWS):
-    """Compare the exported ONNX model with the run's PyTorch model on the run's validation split.
+def parity_check(
+    run: str | os.PathLike, exported: str | os.PathLike, *, rows: int = PARITY_ROWS, data: str | None = None
+) -> ParityReport | None:
+    """Compare an exported ONNX model with the run's PyTorch model on the run's validation split.
 
     Args:
         run: The run folder (PyTorch weights and ``validation.parquet``).
         exported: The folder holding ``onnx/model.onnx`` (the run itself or a stand-alone export).
-        rows: Use at most this many validation rows (the first ones).
+        rows: Use at most this many rows (a seeded random subset of more).
+        data: Labelled data to compare on instead of the validation split (the run's column names).
 
     Returns:
-        A :class:`ParityReport`, or None when the run has no ``validation.parquet``.
+        A :class:`ParityReport`, or None when the run has no ``validation.parquet`` and no ``data`` is given.
+
+    Example:
+        >>> parity_check("runs/rt", "deploy/rt-int8").label_agreement  # doctest: +SKIP
+        0.998
     """
-    import pandas as pd
-
-    from .inference import Predictor
-
     run = Path(run)
-    path = run / VALIDATION_DATA_FILE
-    if not path.is_file():
-        logger.warning("%s has no %s; skipping the parity check", run, VALIDATION_DATA_FILE)
+    check = _load_check(run, read_manifest(run), data, required=False, rows=rows)
+    if check is None:
         return None
-    frame = pd.read_parquet(path).head(rows)
-    texts = frame[TEXT].astype(str).tolist()
-    pairs = frame[TEXT_PAIR].astype(str).tolist() if TEXT_PAIR in frame.columns else None
-    reference = Predictor.load(run, device="cpu", backend="torch")
-    candidate = Predictor.load(exported, backend="onnx")
-    p_ref = reference.probabilities(reference.logits(texts, pairs))
-    p_new = candidate.probabilities(candidate.logits(texts, pairs))
-    diff = float(np.abs(p_ref - p_new).max()) if len(texts) else 0.0
-    task = reference.task
-    if task == REGRESSION:
-        return ParityReport(rows=len(texts), max_abs_diff=diff, label_agreement=None)
-    if task == MULTI_LABEL:
-        threshold = reference.manifest.threshold
-        chosen_ref, chosen_new = p_ref >= threshold, p_new >= threshold
-        agreement = float((chosen_ref == chosen_new).all(axis=1).mean())
-        return ParityReport(rows=len(texts), max_abs_diff=diff, label_agreement=agreement)
-    truth = np.asarray(frame[LABELS].tolist())
-    ref_labels, new_labels = p_ref.argmax(axis=1), p_new.argmax(axis=1)
-    return ParityReport(
-        rows=len(texts),
-        max_abs_diff=diff,
-        label_agreement=float((ref_labels == new_labels).mean()),
-        accuracy_torch=float((ref_labels == truth).mean()),
-        accuracy_onnx=float((new_labels == truth).mean()),
-    )
+    return _parity(check, _onnx_logits(check, Path(exported) / ONNX_DIR / ONNX_MODEL_FILE))

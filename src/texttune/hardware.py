@@ -50,8 +50,8 @@ def int8_weight_type() -> str:
 
     ONNX Runtime multiplies uint8 activations by int8 weights (``QInt8``) with VNNI exactly; on CPUs
     without VNNI (AVX2, AVX512F) that product goes through 16-bit intermediates that can saturate, and
-    its documentation recommends uint8 weights (``QUInt8``) there. The parity check of
-    ``texttune export`` measures the result either way.
+    its documentation recommends uint8 weights (``QUInt8``) there. ``texttune export`` tries this type
+    first and the other one when the int8 model loses more than ``--max-accuracy-drop``.
     """
     return "QInt8" if cpu_has_vnni() else "QUInt8"
 

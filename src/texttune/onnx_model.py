@@ -70,6 +70,10 @@ class OnnxModel:
 
     def __call__(self, batch: dict[str, Any]) -> np.ndarray:
         """Logits (float32, shape (batch, num_labels)) for a padded batch of numpy or torch arrays."""
+        return self.session.run(None, self.feed(batch))[0].astype(np.float32, copy=False)
+
+    def feed(self, batch: dict[str, Any]) -> dict[str, np.ndarray]:
+        """The session's inputs for a padded batch (``token_type_ids`` of zeros when the batch has none)."""
         feed = {name: np.asarray(batch[name], dtype=np.int64) for name in self.input_names if name in batch}
         missing = [name for name in self.input_names if name not in feed]
         if "token_type_ids" in missing:  # single texts: segment 0 everywhere
@@ -80,4 +84,4 @@ class OnnxModel:
                 f"the ONNX model {self.path} expects inputs {', '.join(missing)} that the tokenizer does not "
                 "give; re-export it with `texttune export RUN --onnx --overwrite`"
             )
-        return self.session.run(None, feed)[0].astype(np.float32, copy=False)
+        return feed
