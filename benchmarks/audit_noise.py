@@ -7,7 +7,8 @@ score the ``label`` findings against the flipped rows:
 - precision and recall at k = number flipped (the k rows of lowest label quality; at this k the two are
   equal), and of cleanlab's own flagged set;
 - then (``--train``) train texttune with its defaults on the noisy file and on the audit's ``--fix drop``
-  copy, with the same validation and test files, and compare test accuracy.
+  copy, with the same validation and test files, and compare test accuracy (and the test expected
+  calibration error before and after the run's temperature scaling).
 
     python benchmarks/audit_noise.py --datasets sms_spam,bbc_news --train
     python benchmarks/audit_noise.py --datasets rotten_tomatoes --strategy full   # k fine-tuned runs
@@ -56,7 +57,7 @@ def score(result, flipped: np.ndarray) -> dict:
     }
 
 
-def train_accuracy(files: dict[str, Path], output: Path) -> tuple[float, float]:
+def train_and_test(files: dict[str, Path], output: Path) -> tuple[dict, float]:
     from texttune import DataConfig, RunConfig, TrainConfig, train
 
     config = RunConfig(
@@ -66,7 +67,7 @@ def train_accuracy(files: dict[str, Path], output: Path) -> tuple[float, float]:
         train=TrainConfig(output=str(output), overwrite=True, progress=False, report=False, use_cpu=True),
     )
     result = train(config)
-    return float(result.test_metrics["accuracy"]), result.train_seconds
+    return result.test_metrics, result.train_seconds
 
 
 def measure(dataset: str, args: argparse.Namespace, work: Path) -> dict:
@@ -101,8 +102,9 @@ def measure(dataset: str, args: argparse.Namespace, work: Path) -> dict:
     }
     if args.train:
         for name, data in (("noisy", noisy_file), ("clean", clean_file)):
-            accuracy, seconds = train_accuracy({**files, "train": data}, work / f"run-{name}")
-            row[f"{name}_test_accuracy"] = round(accuracy, 4)
+            metrics, seconds = train_and_test({**files, "train": data}, work / f"run-{name}")
+            row[f"{name}_test_accuracy"] = round(metrics["accuracy"], 4)
+            row[f"{name}_test_ece"] = [round(metrics[k], 4) for k in ("ece_uncalibrated", "ece")]
             row[f"{name}_train_seconds"] = round(seconds, 1)
     return row
 
