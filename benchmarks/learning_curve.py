@@ -14,6 +14,8 @@ JSONL file as they come, so an interrupted run keeps what it measured and --tabl
     python benchmarks/learning_curve.py                       # everything (hours on 2 CPU cores)
     python benchmarks/learning_curve.py --datasets sms_spam --sizes 8,32 --methods setfit,tfidf
     python benchmarks/learning_curve.py --table-only --results runs/learning_curve.jsonl
+    python benchmarks/learning_curve.py --datasets chinese_reviews --sizes 4000 --seeds 1 --test-rows 1737 \
+        --methods tfidf,freeze,lora,full --model multilingual-e5-small --tfidf char --results runs/zh.jsonl
 """
 
 from __future__ import annotations
@@ -59,21 +61,27 @@ def stratified_rows(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
     return pd.concat(parts).sample(frac=1.0, random_state=seed)
 
 
-def tfidf(train: pd.DataFrame, test: pd.DataFrame) -> tuple[float, float]:
+#: TF-IDF features per --tfidf: word 1-2-grams, or character 1-3-grams for languages written without spaces.
+TFIDF = {"word": {"ngram_range": (1, 2)}, "char": {"analyzer": "char", "ngram_range": (1, 3)}}
+
+
+def tfidf(train: pd.DataFrame, test: pd.DataFrame, kind: str = "word") -> tuple[float, float]:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
     started = time.perf_counter()
     model = make_pipeline(
-        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), LogisticRegression(max_iter=1000, C=10.0)
+        TfidfVectorizer(sublinear_tf=True, **TFIDF[kind]), LogisticRegression(max_iter=1000, C=10.0)
     )
     model.fit(train["text"], train["label"])
     seconds = time.perf_counter() - started
     return float((model.predict(test["text"]) == test["label"]).mean()), seconds
 
 
-def texttune_run(method: str, files: dict[str, Path], folder: Path, seed: int) -> tuple[float, float]:
+def texttune_run(
+    method: str, files: dict[str, Path], folder: Path, seed: int, model: str = "minilm"
+) -> tuple[float, float]:
     from texttune import DataConfig, ModelConfig, RunConfig, TrainConfig, train
     from texttune.config import StrategyConfig
 
@@ -82,7 +90,7 @@ def texttune_run(method: str, files: dict[str, Path], folder: Path, seed: int) -
         data=DataConfig(
             data=str(files["train"]), validation=str(files["validation"]), test=str(files["test"])
         ),
-        model=ModelConfig(model="minilm", max_length=128, pooling=fixed.get("pooling", "auto")),
+        model=ModelConfig(model=model, max_length=128, pooling=fixed.get("pooling", "auto")),
         train=TrainConfig(
             output=str(folder),
             overwrite=True,
@@ -99,7 +107,7 @@ def texttune_run(method: str, files: dict[str, Path], folder: Path, seed: int) -
     return float(result.test_metrics["accuracy"]), result.train_seconds
 
 
-def measure(dataset: str, size: str, seed: int, methods, test_rows: int, work: Path) -> list[dict]:
+def measure(dataset: str, size: str, seed: int, methods, args: argparse.Namespace, work: Path) -> list[dict]:
     from texttune.assets import load_builtin_dataset
 
     splits = load_builtin_dataset(dataset)
@@ -110,7 +118,7 @@ def measure(dataset: str, size: str, seed: int, methods, test_rows: int, work: P
         if size in PER_CLASS
         else stratified_rows(frames["validation"], min(len(train), 500), seed)
     )
-    test = stratified_rows(frames["test"], test_rows, 0)  # the same test rows for every size and seed
+    test = stratified_rows(frames["test"], args.test_rows, 0)  # the same test rows for every size and seed
     files = {}
     for name, frame in (("train", train), ("validation", validation), ("test", test)):
         files[name] = work / f"{name}.parquet"  # not CSV: some tweets hold a bare carriage return
@@ -118,11 +126,11 @@ def measure(dataset: str, size: str, seed: int, methods, test_rows: int, work: P
     rows = []
     for method in methods:
         if method == "tfidf":
-            accuracy, seconds = tfidf(train, test)
+            accuracy, seconds = tfidf(train, test, args.tfidf)
         else:
-            accuracy, seconds = texttune_run(method, files, work / method, seed)
+            accuracy, seconds = texttune_run(method, files, work / method, seed, args.model)
         row = dict(
-            dataset=dataset, size=size, seed=seed, method=method, rows=len(train), test_rows=len(test),
+            dataset=dataset, size=size, seed=seed, method=method, model=args.model, rows=len(train), test_rows=len(test),
             classes=int(train["label"].nunique()), accuracy=round(accuracy, 4), seconds=round(seconds, 1),
         )  # fmt: skip
         print(json.dumps(row), flush=True)
@@ -179,6 +187,12 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--seeds", type=int, default=3, help="seeds for the per-class sizes (others: 1)")
     parser.add_argument("--test-rows", type=int, default=1000, help="stratified sample of the test split")
+    parser.add_argument(
+        "--model", default="minilm", help="the model texttune fine-tunes (built-in name or folder)"
+    )
+    parser.add_argument(
+        "--tfidf", default="word", choices=sorted(TFIDF), help="char: for languages without spaces"
+    )
     parser.add_argument("--results", default="runs/learning_curve.jsonl", help="JSONL file results go to")
     parser.add_argument("--table-only", action="store_true", help="print the table of --results and stop")
     args = parser.parse_args()
@@ -194,7 +208,7 @@ def main() -> None:
             for size in args.sizes.split(","):
                 for seed in range(args.seeds if size in PER_CLASS else 1):
                     with tempfile.TemporaryDirectory() as tmp:
-                        rows = measure(dataset, size, seed, methods, args.test_rows, Path(tmp))
+                        rows = measure(dataset, size, seed, methods, args, Path(tmp))
                     with results_path.open("a", encoding="utf-8") as out:
                         out.writelines(json.dumps(row) + "\n" for row in rows)
     results = [json.loads(line) for line in results_path.read_text(encoding="utf-8").splitlines() if line]
