@@ -31,6 +31,7 @@ import re
 import tempfile
 import time
 import unicodedata
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -207,15 +208,16 @@ def _folds(rows: pd.DataFrame, task: str, options: AuditConfig) -> list[tuple[np
     from sklearn.model_selection import KFold, StratifiedKFold
 
     if len(rows) < 2 * options.folds:
-        raise DataError(f"--data has {len(rows)} usable rows; an audit with --folds {options.folds} needs at least {2 * options.folds}")  # fmt: skip
+        raise DataError(
+            f"--data has {len(rows)} usable rows; an audit with --folds {options.folds} needs at least "
+            f"{2 * options.folds} (pass fewer --folds)"
+        )
     if task == SINGLE_LABEL:
         labels = rows[LABELS].to_numpy()
-        smallest = int(np.bincount(labels).min()) if len(labels) else 0
+        smallest = int(np.bincount(labels).min())
         splitter = StratifiedKFold(options.folds, shuffle=True, random_state=options.seed)
         if smallest < options.folds:  # sklearn warns; every class still trains in most folds
             logger.warning("audit: a class has only %d rows, fewer than --folds %d", smallest, options.folds)
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             return list(splitter.split(np.zeros(len(labels)), labels))
@@ -248,7 +250,7 @@ def _fine_tuned_out_of_fold(
     rows: pd.DataFrame, folds, labelled: LabelledData, options: AuditConfig
 ) -> np.ndarray:
     """``--strategy full``: fine-tune the model on each k-1 folds and predict the held-out fold."""
-    from .config import ModelConfig, RunConfig, TrainConfig
+    from .config import ModelConfig, RunConfig, StrategyConfig, TrainConfig
     from .inference import Predictor
     from .training import train
 
@@ -265,14 +267,16 @@ def _fine_tuned_out_of_fold(
                 train=TrainConfig(
                     output=str(Path(scratch) / f"run{number}"), seed=options.seed, progress=False
                 ),
+                strategy=StrategyConfig(strategy="full"),
             )
-            config.strategy.strategy = "full"
             train(config)
             predictor = Predictor.load(config.train.output, batch_size=options.batch_size)
             part = rows.iloc[held_out]
             pairs = part[TEXT_PAIR].tolist() if TEXT_PAIR in part else None
             logits = predictor.logits(part[TEXT].tolist(), pairs)
-            probabilities[held_out] = predictor.probabilities(logits)
+            # A class missing from a fold's training rows is missing from its run: place columns by name.
+            columns = [labelled.label_names.index(name) for name in predictor.label_names]
+            probabilities[np.ix_(held_out, columns)] = predictor.probabilities(logits)
     return probabilities
 
 
