@@ -22,6 +22,9 @@ _EXPORTS = {
     "ModelConfig": "config",
     "RunConfig": "config",
     "TrainConfig": "config",
+    "DistillConfig": "config",
+    "DistillResult": "distill",
+    "distill": "distill",
     "StrategyConfig": "strategies",
     "EvaluationResult": "evaluation",
     "evaluate_run": "evaluation",
@@ -45,6 +48,8 @@ __all__ = [
     "ConfigError",
     "DataConfig",
     "DataError",
+    "DistillConfig",
+    "DistillResult",
     "EvaluationResult",
     "ExportResult",
     "ModelConfig",
@@ -60,6 +65,7 @@ __all__ = [
     "TexttuneError",
     "TrainConfig",
     "TrainResult",
+    "distill",
     "evaluate_run",
     "export_merged",
     "export_onnx",
@@ -83,7 +89,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs; nothing is imported at run time
-    from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
+    from .config import DataConfig, DistillConfig, ModelConfig, RunConfig, TrainConfig
+    from .distill import DistillResult, distill
     from .errors import AccuracyError, ConfigError, DataError, ModelError, TexttuneError
     from .evaluation import EvaluationResult, evaluate_run
     from .export import ExportResult, ParityReport, export_onnx

@@ -114,6 +114,9 @@ class RunManifest:
     #: How texts longer than ``max_length`` are encoded: truncate, head-tail or sliding (with ``stride``).
     long_text: str = "truncate"
     stride: int | None = None
+    #: A student of ``texttune distill``: the teacher run, the student kind (static, layers:N), the
+    #: temperature and alpha it was trained with, and its training rows; None for a trained run.
+    distillation: dict[str, Any] | None = None
     versions: dict[str, str] = field(default_factory=dict)
     format_version: int = RUN_FORMAT_VERSION
     created: str = ""

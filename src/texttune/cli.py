@@ -16,6 +16,7 @@ from .config import (
     AuditConfig,
     DataConfig,
     DemoConfig,
+    DistillConfig,
     EvaluateConfig,
     ExplainConfig,
     ExportConfig,
@@ -215,6 +216,18 @@ def _add_run_commands(sub) -> None:
         ExportConfig,
         run=True,
     )
+    _subcommand(
+        sub,
+        "distill",
+        "Distil a run into a much faster student run (static embeddings or fewer layers).",
+        "Train a student on the run's predictions (soft labels at --temperature, mixed with the given labels "
+        "by --alpha) over the run's training texts plus any --unlabelled texts, and write it as a run to "
+        "--output: predict, evaluate, export and serve use it like any run. --student static (model2vec "
+        "vectors of the base model's tokens, a mean and a linear head; needs pip install 'texttune[distill]') "
+        "or layers:N (the run's first N transformer layers).",
+        DistillConfig,
+        run=True,
+    )
     p = _subcommand(
         sub,
         "serve",
@@ -409,6 +422,27 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_distill(args: argparse.Namespace) -> int:
+    from .distill import distill
+
+    result = distill(args.run, from_args(args, DistillConfig))
+    metric = "mse" if "mse" in result.metrics else "f1_micro" if "f1_micro" in result.metrics else "accuracy"
+    extra = f" + {result.unlabelled_rows} unlabelled" if result.unlabelled_rows else ""
+    print(
+        f"student run written to {result.output} ({result.train_rows - result.unlabelled_rows} training rows"
+        f"{extra}, {result.train_seconds:.1f}s)"
+    )
+    splits = (
+        ("validation", result.metrics, result.teacher_metrics),
+        ("test", result.test_metrics, result.teacher_test_metrics),
+    )
+    for split, student, teacher in splits:
+        if student and metric in student:
+            versus = f", teacher {teacher[metric]:.4f}" if teacher and metric in teacher else ""
+            print(f"  {split} {metric}: student {student[metric]:.4f}{versus}")
+    return 0
+
+
 def _export_onnx(run: str, options: ExportConfig) -> int:
     from .export import export_onnx
 
@@ -599,6 +633,7 @@ COMMANDS = {
     "serve": cmd_serve,
     "pretrain": cmd_pretrain,
     "export": cmd_export,
+    "distill": cmd_distill,
     "datasets": cmd_datasets,
     "models": cmd_models,
     "strategies": cmd_strategies,

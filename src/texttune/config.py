@@ -5,7 +5,7 @@ A training run is a :class:`RunConfig` of four sections (:class:`DataConfig`, :c
 unique across the sections so that a flat YAML file (``--config run.yaml``) and the command-line flags
 (``--learning-rate`` -> ``learning_rate``) address the same fields. The other subcommands have one
 dataclass each (:class:`AuditConfig`, :class:`EvaluateConfig`, :class:`PredictConfig`, :class:`PretrainConfig`,
-:class:`ExportConfig`, :class:`DemoConfig`); :mod:`texttune.options` turns every one of them into flags
+:class:`ExportConfig`, :class:`DistillConfig`, :class:`DemoConfig`); :mod:`texttune.options` turns every one of them into flags
 and holds the checks their ``__post_init__`` methods share.
 """
 
@@ -753,6 +753,81 @@ class ExportConfig:
             raise ConfigError(
                 "give the folder for the exported model with --output (or export to ONNX with --onnx)"
             )
+
+
+#: ``texttune distill --student``: static embeddings (model2vec), or the bottom N layers of the teacher.
+STATIC_STUDENT = "static"
+LAYERS_STUDENT = "layers"
+
+
+@dataclass
+class DistillConfig:
+    """``texttune distill RUN``: train a fast student run on the run's (the teacher's) predictions.
+
+    The student learns from ``(1 - alpha) * soft + alpha * hard``: ``soft`` is the cross-entropy against the
+    teacher's probabilities at ``temperature`` (scaled by temperature squared, as in Hinton et al.; for
+    multi-label the per-label binary cross-entropy, for regression the squared error to the teacher's
+    value), ``hard`` the usual loss on the given labels (rows of --unlabelled have none: soft only).
+    """
+
+    output: str | None = field(default=None, metadata={"help": "Run folder of the student (required)."})
+    student: str = field(
+        default=STATIC_STUDENT,
+        metadata={
+            "help": "static: model2vec static token embeddings of the run's base model (mean of token "
+            "vectors, no transformer: fastest), or layers:N: the teacher's embeddings and first N layers."
+        },
+    )
+    unlabelled: str | None = field(
+        default=None,
+        metadata={
+            "help": "More texts for the student, labelled by the teacher (a .txt file, one text per line, or "
+            "a data file with the run's text column)."
+        },
+    )
+    temperature: float = field(
+        default=1.0, metadata={"help": "Softens the teacher's probabilities (its logits are divided by it)."}
+    )
+    alpha: float = field(
+        default=0.5,
+        metadata={
+            "help": "Weight of the given labels' loss, 0 to 1; 1 - alpha weighs the teacher's soft labels "
+            "(0: learn from the teacher only)."
+        },
+    )
+    epochs: float | None = field(
+        default=None, metadata={"help": "Epochs (default: 30 for static, 3 for layers:N)."}
+    )
+    learning_rate: float | None = field(
+        default=None, metadata={"help": "Learning rate (default: 1e-2 for static, 5e-5 for layers:N)."}
+    )
+    batch_size: int = field(default=32, metadata={"help": "Training batch size of the student."})
+    pca_dims: int = field(default=256, metadata={"help": "static: width of the token vectors (PCA)."})
+    seed: int = field(default=42, metadata={"help": "Random seed."})
+    overwrite: bool = field(default=False, metadata={"help": "Replace --output if it holds files."})
+
+    def __post_init__(self) -> None:
+        if not self.output:
+            raise ConfigError("give the student's run folder with --output")
+        self.student_layers()  # validates --student
+        require_positive(self, ("temperature", "batch_size", "pca_dims"))
+        require_positive(self, ("epochs", "learning_rate"), what="a positive number")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ConfigError(
+                f"--alpha must be between 0 and 1 (the weight of the given labels), got {self.alpha}"
+            )
+
+    def student_layers(self) -> int | None:
+        """None for a static student, else the N of ``layers:N``."""
+        if self.student == STATIC_STUDENT:
+            return None
+        kind, _, count = self.student.partition(":")
+        if kind != LAYERS_STUDENT or not count.isdigit() or int(count) < 1:
+            raise ConfigError(
+                f"--student {self.student!r} is not known; use {STATIC_STUDENT} or {LAYERS_STUDENT}:N "
+                "(N layers of the teacher, e.g. layers:2)"
+            )
+        return int(count)
 
 
 @dataclass

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import static_model  # noqa: F401  registers texttune_static (distilled students) with AutoModel
 from .tasks import POOLINGS
 
 #: Column of the cached-feature datasets that :func:`extract_features` returns.

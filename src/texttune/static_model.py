@@ -1,0 +1,98 @@
+"""A static-embedding encoder (model2vec-style) as a ``transformers`` model, for distilled students.
+
+:class:`StaticEmbeddingModel` looks a token up in one embedding matrix, averages the vectors of a text's
+real tokens (special and ignored tokens do not count, as in model2vec's ``StaticModel.encode``) and
+L2-normalises the mean. Its ``last_hidden_state`` has a single position holding that text vector, so a
+:class:`texttune.heads.PooledClassifier` over it uses ``cls`` pooling (the first position). It is
+registered with ``AutoConfig``/``AutoModel`` as model type ``texttune_static`` when this module is
+imported (``texttune.heads`` imports it), so a run folder holding one loads, exports and predicts like any
+pooled run: ``config.json`` + ``model.safetensors`` + ``head.*``.
+
+Example:
+    >>> config = StaticEmbeddingConfig(vocab_size=10, hidden_size=4, ignored_token_ids=[0])
+    >>> StaticEmbeddingModel(config)(input_ids=torch.tensor([[0, 3, 5]])).last_hidden_state.shape
+    torch.Size([1, 1, 4])
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+from transformers.modeling_outputs import BaseModelOutput
+
+MODEL_TYPE = "texttune_static"
+
+
+class StaticEmbeddingConfig(PretrainedConfig):
+    """The layout of a :class:`StaticEmbeddingModel`.
+
+    Args:
+        vocab_size: Rows of the embedding matrix (the tokenizer's vocabulary size).
+        hidden_size: Width of a token vector.
+        ignored_token_ids: Token ids left out of a text's mean (special tokens, tokens model2vec dropped).
+        normalize: L2-normalise each text vector (model2vec's default).
+    """
+
+    model_type = MODEL_TYPE
+
+    def __init__(
+        self,
+        vocab_size: int = 1,
+        hidden_size: int = 1,
+        ignored_token_ids: list[int] | None = None,
+        normalize: bool = True,
+        **kwargs,
+    ):
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.ignored_token_ids = list(ignored_token_ids or [])
+        self.normalize = normalize
+        super().__init__(**kwargs)
+
+
+class StaticEmbeddingModel(PreTrainedModel):
+    """One embedding matrix; a text is the (normalised) mean of its counted tokens' vectors."""
+
+    config_class = StaticEmbeddingConfig
+    base_model_prefix = "static"
+    main_input_name = "input_ids"
+
+    def __init__(self, config: StaticEmbeddingConfig):
+        super().__init__(config)
+        self.embeddings = nn.Embedding(config.vocab_size, config.hidden_size)
+        counted = torch.ones(config.vocab_size)
+        if config.ignored_token_ids:
+            counted[torch.tensor(config.ignored_token_ids, dtype=torch.long)] = 0.0
+        # Saved with the weights: transformers 5 leaves a non-persistent buffer uninitialised on load.
+        self.register_buffer("counted", counted)
+        self.post_init()
+
+    def _init_weights(self, module) -> None:
+        if isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=0.02)
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embeddings
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embeddings = value
+
+    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, **unused) -> BaseModelOutput:
+        vectors = self.embeddings(input_ids) if inputs_embeds is None else inputs_embeds
+        weights = self.counted.to(vectors.dtype)[input_ids]
+        if attention_mask is not None:
+            weights = weights * attention_mask.to(vectors.dtype)
+        weights = weights.unsqueeze(-1)
+        text = (vectors * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        if self.config.normalize:
+            text = text / text.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+        return BaseModelOutput(last_hidden_state=text.unsqueeze(1))
+
+
+def _register() -> None:
+    AutoConfig.register(MODEL_TYPE, StaticEmbeddingConfig, exist_ok=True)
+    AutoModel.register(StaticEmbeddingConfig, StaticEmbeddingModel, exist_ok=True)
+
+
+_register()

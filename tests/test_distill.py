@@ -1,0 +1,300 @@
+"""Distillation (texttune.distill): static students are runs that follow their teacher, every task, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from texttune import Predictor
+from texttune.cli import main
+from texttune.config import DistillConfig
+from texttune.distill import distill
+from texttune.errors import ConfigError
+
+#: Texts any sentiment model that learnt the reviews separates.
+CLEAR = [
+    "great brilliant superb",
+    "lovely fun clever",
+    "moving great good",
+    "awful terrible boring",
+    "dull weak messy",
+    "tedious bad awful",
+]
+
+
+def _labels(run, texts):
+    return [p.label for p in Predictor.load(run).predict(texts)]
+
+
+@pytest.fixture(scope="module")
+def teacher(tiny_bert, review_frame, tmp_path_factory, run_config):
+    """A full fine-tuned sentiment run on tiny BERT (the reviews are in ``reviews.csv`` beside it)."""
+    from texttune import train
+
+    folder = tmp_path_factory.mktemp("teacher")
+    review_frame(80).to_csv(folder / "reviews.csv", index=False)
+    config = run_config(
+        tiny_bert, str(folder / "reviews.csv"), folder / "teacher", epochs=10.0, learning_rate=5e-3
+    )
+    return str(train(config).output)
+
+
+@pytest.fixture(scope="module")
+def student(teacher, tmp_path_factory):
+    """A static student of ``teacher`` (pure soft labels) and the :class:`DistillResult`."""
+    output = tmp_path_factory.mktemp("student") / "student"
+    return distill(teacher, DistillConfig(output=str(output), alpha=0.0, epochs=100))
+
+
+def test_static_student_is_a_run_that_predicts_like_its_teacher(teacher, student):
+    predictor = Predictor.load(student.output)
+    assert predictor.label_names == ["negative", "positive"]
+    assert _labels(student.output, CLEAR) == _labels(teacher, CLEAR) == ["positive"] * 3 + ["negative"] * 3
+    manifest = predictor.manifest
+    assert manifest.strategy == "freeze" and manifest.distillation["student"] == "static"
+    assert manifest.distillation["teacher"].endswith("teacher") and manifest.distillation["alpha"] == 0.0
+    files = {p.name for p in student.output.iterdir()}
+    assert {"model.safetensors", "head.safetensors", "head.json", "metrics.json", "report.html"} <= files
+    assert not [name for name in files if name.endswith((".bin", ".pt", ".pkl", ".joblib"))]
+    config = json.loads((student.output / "config.json").read_text())
+    assert config["model_type"] == "texttune_static" and config["id2label"] == {
+        "0": "negative",
+        "1": "positive",
+    }
+    assert student.metrics["accuracy"] >= 0.8 and student.teacher_metrics["accuracy"] >= 0.9
+    assert student.train_rows == 60 and student.unlabelled_rows == 0
+
+
+def test_student_logits_after_save_and_load_equal_those_before(student):
+    import torch
+
+    predictor = Predictor.load(student.output)
+    batch = predictor.tokenizer(CLEAR, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        before = student.model(**batch).logits.numpy()
+    np.testing.assert_allclose(predictor.logits(CLEAR), before, atol=1e-5)
+
+
+def test_student_text_vectors_are_model2vecs(teacher, student, tiny_bert):
+    """The static base computes exactly model2vec's StaticModel.encode over the teacher's tokenizer."""
+    import torch
+    from model2vec.distill import distill_from_model
+
+    from texttune.heads import load_base_model
+
+    predictor = Predictor.load(student.output)
+    static = distill_from_model(load_base_model(tiny_bert), predictor.tokenizer, quantize_to="float32")
+    batch = predictor.tokenizer(CLEAR, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        ours = predictor.model.pooled(**batch).numpy()
+    np.testing.assert_allclose(ours, static.encode(CLEAR), atol=1e-5)
+
+
+def test_distill_predict_and_evaluate_through_the_command_line(teacher, tmp_path, capsys):
+    output = tmp_path / "student"
+    assert main(["distill", teacher, "--output", str(output), "--alpha", "0", "--epochs", "100"]) == 0
+    printed = capsys.readouterr().out
+    assert f"student run written to {output} (60 training rows" in printed
+    assert "validation accuracy: student" in printed and ", teacher 1.0000" in printed
+    assert main(["predict", str(output), CLEAR[0], "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["label"] == "positive"
+    assert main(["evaluate", str(output), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == pytest.approx(
+        json.loads((output / "metrics.json").read_text())["accuracy"]
+    )
+
+
+def test_soft_labels_come_from_the_teacher(teacher, tmp_path):
+    """With every given label flipped, alpha=0 still follows the teacher and alpha=1 follows the labels."""
+    import pandas as pd
+
+    copy = tmp_path / "teacher"
+    import shutil
+
+    shutil.copytree(teacher, copy)
+    manifest = json.loads((copy / "texttune.json").read_text())
+    frame = pd.read_csv(manifest["config"]["data"]["data"])
+    frame["label"] = frame["label"].map({"positive": "negative", "negative": "positive"})
+    frame.to_csv(tmp_path / "flipped.csv", index=False)
+    manifest["config"]["data"]["data"] = str(tmp_path / "flipped.csv")
+    (copy / "texttune.json").write_text(json.dumps(manifest))
+    (copy / "validation.parquet").unlink()  # the validation split is then rebuilt, flipped, from the data
+    expected = _labels(teacher, CLEAR)
+    soft = distill(copy, DistillConfig(output=str(tmp_path / "soft"), alpha=0.0, epochs=100)).output
+    hard = distill(copy, DistillConfig(output=str(tmp_path / "hard"), alpha=1.0, epochs=100)).output
+    assert _labels(soft, CLEAR) == expected
+    assert sum(a != b for a, b in zip(_labels(hard, CLEAR), expected)) >= 5
+
+
+def test_unlabelled_texts_are_added_as_teacher_labelled_rows(teacher, tmp_path):
+    (tmp_path / "more.txt").write_text("\n".join(CLEAR * 5) + "\n\n")
+    result = distill(
+        teacher, DistillConfig(output=str(tmp_path / "s"), unlabelled=str(tmp_path / "more.txt"), alpha=0.5)
+    )
+    assert (result.train_rows, result.unlabelled_rows) == (90, 30)
+    manifest = Predictor.load(result.output).manifest
+    assert manifest.distillation["unlabelled_rows"] == 30 and manifest.distillation["train_rows"] == 60
+
+
+@pytest.mark.parametrize("task", ["multi_label", "regression"])
+def test_multi_label_and_regression_students(task, tiny_bert, review_frame, tmp_path, run_config):
+    from texttune import train
+
+    frame = review_frame(80)
+    if task == "regression":
+        frame["label"] = [0.9 if label == "positive" else 0.1 for label in frame["label"]]
+    else:
+        frame["label"] = [f"{label}|long" if len(text.split()) > 8 else label for text, label in frame.values]
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    config = run_config(
+        tiny_bert, str(tmp_path / "data.csv"), tmp_path / "teacher", epochs=10.0, learning_rate=5e-3
+    )
+    config.data.task, config.data.label_delimiter = task, ("|" if task == "multi_label" else None)
+    teacher = train(config).output
+    result = distill(teacher, DistillConfig(output=str(tmp_path / "student"), alpha=0.0, epochs=100))
+    student, reference = Predictor.load(result.output), Predictor.load(teacher)
+    assert student.task == task and student.manifest.distillation["student"] == "static"
+    ours, theirs = student.predict(CLEAR), reference.predict(CLEAR)
+    if task == "regression":
+        assert "mse" in result.metrics
+        values, expected = [p.label for p in ours], [p.label for p in theirs]
+        assert np.corrcoef(values, expected)[0, 1] > 0.9
+    else:
+        assert "f1_micro" in result.metrics
+        # Sentiment only: "long" depends on a text's length, which a normalised mean of token vectors loses.
+        # Raw logits: each run fits its own calibration temperature, so probabilities are not comparable.
+        texts = CLEAR + list(frame["text"][:40])
+        ours, theirs = student.logits(texts)[:, 1:] > 0, reference.logits(texts)[:, 1:] > 0
+        assert float((ours == theirs).mean()) >= 0.8  # 0.88-0.91 seen: static vectors of a random tiny BERT
+
+
+def test_student_exports_to_onnx_with_the_same_predictions(student, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from texttune.export import export_onnx
+
+    export_onnx(student.output, tmp_path / "onnx")
+    onnx = Predictor.load(tmp_path / "onnx", backend="onnx")
+    np.testing.assert_allclose(onnx.logits(CLEAR), Predictor.load(student.output).logits(CLEAR), atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--student", "tiny"], "--student 'tiny' is not known; use static or layers:N"),
+        (["--student", "layers:0"], "--student 'layers:0' is not known"),
+        (["--alpha", "1.5"], "--alpha must be between 0 and 1"),
+        (["--temperature", "0"], "--temperature must be positive, got 0.0"),
+        (["--unlabelled", "missing.txt"], "--unlabelled missing.txt: file not found"),
+    ],
+)
+def test_bad_options_exit_2_and_write_nothing(flags, message, teacher, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["distill", teacher, "--output", "student", *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_runs_and_outputs_exit_2_and_write_nothing(teacher, tmp_path, capsys):
+    assert main(["distill", teacher]) == 2
+    assert "give the student's run folder with --output" in capsys.readouterr().err
+    assert main(["distill", str(tmp_path / "nope"), "--output", str(tmp_path / "s")]) == 2
+    assert "run folder not found" in capsys.readouterr().err
+    assert main(["distill", teacher, "--output", teacher, "--overwrite"]) == 2
+    assert "is the teacher run itself" in capsys.readouterr().err
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "keep.txt").write_text("x")
+    assert main(["distill", teacher, "--output", str(tmp_path / "taken")]) == 2
+    assert "pass --overwrite to replace it" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+    assert [p.name for p in (tmp_path / "taken").iterdir()] == ["keep.txt"]
+
+
+def test_teacher_data_that_is_gone_is_named(teacher, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "teacher"
+    shutil.copytree(teacher, copy)
+    manifest = json.loads((copy / "texttune.json").read_text())
+    manifest["config"]["data"]["data"] = str(tmp_path / "gone.csv")
+    (copy / "texttune.json").write_text(json.dumps(manifest))
+    assert main(["distill", str(copy), "--output", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot rebuild the training data of {copy}" in err and "gone.csv" in err
+    assert not (tmp_path / "s").exists() and not (tmp_path / ".s.partial").exists()
+
+
+def test_missing_model2vec_names_the_install_command(teacher, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "model2vec.distill", None)
+    with pytest.raises(
+        ConfigError, match=r"--student static needs model2vec: pip install 'texttune\[distill\]'"
+    ):
+        distill(teacher, DistillConfig(output=str(tmp_path / "s")))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_distill_help_lists_its_options(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["distill", "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("--output", "--student", "--unlabelled", "--temperature", "--alpha", "--overwrite"):
+        assert flag in out
+
+
+@pytest.fixture(scope="module")
+def pooled_teacher(tiny_bert_mean, teacher, run_config):
+    """A full fine-tuned run of tiny BERT that classifies from mean-pooled token vectors (same reviews)."""
+    from pathlib import Path
+
+    from texttune import train
+
+    folder = Path(teacher).parent
+    config = run_config(
+        tiny_bert_mean, str(folder / "reviews.csv"), folder / "pooled", epochs=10.0, learning_rate=5e-3
+    )
+    return str(train(config).output)
+
+
+@pytest.mark.parametrize("kind", ["native", "pooled"])
+def test_layer_student_keeps_the_first_layers_and_follows_the_teacher(
+    kind, teacher, pooled_teacher, tmp_path
+):
+    source = teacher if kind == "native" else pooled_teacher
+    options = DistillConfig(
+        output=str(tmp_path / "s"), student="layers:1", alpha=0.0, epochs=10, learning_rate=5e-3
+    )
+    result = distill(source, options)
+    predictor = Predictor.load(result.output)
+    assert json.loads((result.output / "config.json").read_text())["num_hidden_layers"] == 1
+    assert predictor.manifest.strategy == "full" and predictor.manifest.distillation["student"] == "layers:1"
+    assert (result.output / "head.json").is_file() == (kind == "pooled")
+    assert _labels(result.output, CLEAR) == _labels(source, CLEAR)
+    assert predictor.manifest.total_parameters < Predictor.load(source).manifest.total_parameters
+    assert any("eval_loss" in row for row in json.loads((result.output / "training_log.json").read_text()))
+
+
+def test_layer_student_exports_to_onnx_int8(teacher, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from texttune.export import export_onnx
+
+    options = DistillConfig(
+        output=str(tmp_path / "s"), student="layers:1", alpha=0.0, epochs=10, learning_rate=5e-3
+    )
+    student = distill(teacher, options).output
+    export_onnx(student, tmp_path / "int8", quantize="int8", max_accuracy_drop=0.5)
+    onnx = Predictor.load(tmp_path / "int8", backend="onnx")
+    assert [p.label for p in onnx.predict(CLEAR)] == _labels(student, CLEAR)
+
+
+def test_layer_student_must_drop_layers(teacher, tmp_path, capsys):
+    assert main(["distill", teacher, "--output", str(tmp_path / "s"), "--student", "layers:2"]) == 2
+    assert (
+        "--student layers:2 keeps all of the teacher's 2 layers; give fewer (e.g. layers:1)"
+        in capsys.readouterr().err
+    )
+    assert list(tmp_path.iterdir()) == []
