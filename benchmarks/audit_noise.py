@@ -10,7 +10,7 @@ score the ``label`` findings against the flipped rows:
   copy, with the same validation and test files, and compare test accuracy (and the test expected
   calibration error before and after the run's temperature scaling).
 
-    python benchmarks/audit_noise.py --datasets sms_spam,bbc_news --train
+    python benchmarks/audit_noise.py --datasets sms_spam --train --epochs 1
     python benchmarks/audit_noise.py --datasets rotten_tomatoes --strategy full   # k fine-tuned runs
 """
 
@@ -57,14 +57,16 @@ def score(result, flipped: np.ndarray) -> dict:
     }
 
 
-def train_and_test(files: dict[str, Path], output: Path) -> tuple[dict, float]:
+def train_and_test(files: dict[str, Path], output: Path, epochs: float | None) -> tuple[dict, float]:
     from texttune import DataConfig, RunConfig, TrainConfig, train
 
     config = RunConfig(
         data=DataConfig(
             data=str(files["train"]), validation=str(files["validation"]), test=str(files["test"])
         ),
-        train=TrainConfig(output=str(output), overwrite=True, progress=False, report=False, use_cpu=True),
+        train=TrainConfig(
+            output=str(output), overwrite=True, progress=False, report=False, use_cpu=True, epochs=epochs
+        ),
     )
     result = train(config)
     return result.test_metrics, result.train_seconds
@@ -102,7 +104,7 @@ def measure(dataset: str, args: argparse.Namespace, work: Path) -> dict:
     }
     if args.train:
         for name, data in (("noisy", noisy_file), ("clean", clean_file)):
-            metrics, seconds = train_and_test({**files, "train": data}, work / f"run-{name}")
+            metrics, seconds = train_and_test({**files, "train": data}, work / f"run-{name}", args.epochs)
             row[f"{name}_test_accuracy"] = round(metrics["accuracy"], 4)
             row[f"{name}_test_ece"] = [round(metrics[k], 4) for k in ("ece_uncalibrated", "ece")]
             row[f"{name}_train_seconds"] = round(seconds, 1)
@@ -120,6 +122,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--strategy", default="freeze", choices=("freeze", "full"))
     parser.add_argument("--train", action="store_true", help="Also train on the noisy and the cleaned data.")
+    parser.add_argument("--epochs", type=float, help="--train: epochs (default: texttune's recipe).")
     parser.add_argument("--results", default="runs/audit_noise.jsonl", help="Rows are appended here.")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
