@@ -153,17 +153,13 @@ class _Encoder:
 
     def features(self, frame: pd.DataFrame) -> np.ndarray:
         """L2-normalised pooled embeddings, one row per text (pairs embedded together)."""
-        import datasets
+        from .heads import text_features
 
-        from .heads import FEATURES, extract_features
-        from .tokenization import make_collator, tokenize_dataset
-
-        columns = [c for c in (TEXT, TEXT_PAIR) if c in frame]
-        dataset = datasets.Dataset.from_dict({c: frame[c].tolist() for c in columns})
-        encoded = tokenize_dataset(dataset, self.tokenizer, self.max_length, desc="Embedding")
         started = time.perf_counter()
-        vectors = extract_features(self.model, encoded, make_collator(self.tokenizer), self.batch_size)
-        vectors = np.asarray(vectors.with_format("numpy")[:][FEATURES], dtype=np.float32)
+        pairs = frame[TEXT_PAIR].tolist() if TEXT_PAIR in frame else None
+        vectors = text_features(
+            self.model, self.tokenizer, frame[TEXT].tolist(), pairs, self.max_length, self.batch_size
+        ).numpy()
         logger.info("audit: %d texts embedded in %.1fs", len(frame), time.perf_counter() - started)
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 

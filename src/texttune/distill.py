@@ -363,18 +363,9 @@ def static_student(teacher: Path, manifest: RunManifest, tokenizer, pca_dims: in
 
 def text_vectors(model, predictor, texts: list[str], pairs: list[str] | None):
     """The static student's text vectors, computed once (the base never trains)."""
-    import torch
+    from .heads import text_features
 
-    from .tokenization import encode
-
-    encoded = encode({TEXT: texts, TEXT_PAIR: pairs}, predictor.tokenizer, predictor.manifest.max_length)
-    out = torch.zeros(len(texts), model.head.spec["input_size"])
-    with torch.inference_mode():
-        for start in range(0, len(texts), 256):
-            rows = [{k: v[i] for k, v in encoded.items()} for i in range(start, min(start + 256, len(texts)))]
-            batch = predictor.tokenizer.pad(rows, return_tensors="pt")
-            out[start : start + len(rows)] = model.pooled(**batch)
-    return out
+    return text_features(model, predictor.tokenizer, texts, pairs, predictor.manifest.max_length, 256)
 
 
 def train_static_student(teacher, manifest, predictor, targets: Targets, validation: Targets, options):

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from . import static_model  # noqa: F401  registers texttune_static (distilled students) with AutoModel
-from .tasks import POOLINGS
+from .tasks import POOLINGS, TEXT, TEXT_PAIR
 
 #: Column of the cached-feature datasets that :func:`extract_features` returns.
 FEATURES = "features"
@@ -248,13 +248,11 @@ class FrozenBaseClassifier(PooledClassifier):
 
 
 @torch.no_grad()
-def extract_features(model: PooledClassifier, dataset, collator, batch_size: int):
-    """Pooled base features of every row of a tokenized dataset, as a dataset of ``features`` + ``labels``.
+def pooled_batches(model: PooledClassifier, dataset, collator, batch_size: int) -> torch.Tensor:
+    """Pooled base features of every row of a tokenized dataset, shape (rows, hidden), in input order.
 
-    Rows are batched in length order so that little padding is computed; the result keeps the input order.
+    Rows are batched in length order so that little padding is computed.
     """
-    from datasets import Dataset
-
     lengths = [len(ids) for ids in dataset["input_ids"]]
     order = sorted(range(len(lengths)), key=lengths.__getitem__)
     device = next(model.base.parameters()).device
@@ -267,7 +265,32 @@ def extract_features(model: PooledClassifier, dataset, collator, batch_size: int
         batch = collator([{k: rows[k][j] for k in inputs} for j in range(len(idx))])
         batch = {k: v.to(device) for k, v in batch.items() if k != "labels"}
         out[idx] = model.pooled(**batch).float().cpu()
-    columns: dict[str, Any] = {FEATURES: out.numpy()}
+    return out
+
+
+def extract_features(model: PooledClassifier, dataset, collator, batch_size: int):
+    """Pooled base features of every row of a tokenized dataset, as a dataset of ``features`` + ``labels``."""
+    from datasets import Dataset
+
+    columns: dict[str, Any] = {FEATURES: pooled_batches(model, dataset, collator, batch_size).numpy()}
     if "labels" in dataset.column_names:
         columns["labels"] = dataset["labels"]
     return Dataset.from_dict(columns).with_format("torch")
+
+
+def text_features(
+    model: PooledClassifier,
+    tokenizer,
+    texts: list[str],
+    pairs: list[str] | None,
+    max_length: int,
+    batch_size: int,
+) -> torch.Tensor:
+    """Pooled base features of raw texts (each with its pair, if any), shape (texts, hidden), in input order."""
+    from datasets import Dataset
+
+    from .tokenization import make_collator, tokenize_dataset
+
+    columns = {TEXT: list(texts), **({TEXT_PAIR: list(pairs)} if pairs is not None else {})}
+    encoded = tokenize_dataset(Dataset.from_dict(columns), tokenizer, max_length, desc="Encoding")
+    return pooled_batches(model, encoded, make_collator(tokenizer), batch_size)
