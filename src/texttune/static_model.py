@@ -79,12 +79,16 @@ class StaticEmbeddingModel(PreTrainedModel):
         self.embeddings = value
 
     def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, **unused) -> BaseModelOutput:
-        vectors = self.embeddings(input_ids) if inputs_embeds is None else inputs_embeds
-        weights = self.counted.to(vectors.dtype)[input_ids]
+        weights = self.counted[input_ids]
         if attention_mask is not None:
-            weights = weights * attention_mask.to(vectors.dtype)
-        weights = weights.unsqueeze(-1)
-        text = (vectors * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+            weights = weights * attention_mask.to(weights.dtype)
+        if inputs_embeds is None:  # a weighted sum per row without the (batch, tokens, dim) tensor
+            summed = nn.functional.embedding_bag(
+                input_ids, self.embeddings.weight, mode="sum", per_sample_weights=weights.to(self.dtype)
+            )
+        else:
+            summed = (inputs_embeds * weights.unsqueeze(-1).to(inputs_embeds.dtype)).sum(1)
+        text = summed / weights.sum(1, keepdim=True).clamp(min=1.0).to(summed.dtype)
         if self.config.normalize:
             text = text / text.norm(dim=-1, keepdim=True).clamp(min=1e-12)
         return BaseModelOutput(last_hidden_state=text.unsqueeze(1))
