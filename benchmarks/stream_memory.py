@@ -71,12 +71,18 @@ def write_csv(path: Path, rows: int) -> None:
 def predict_in_child(run: Path, data: Path, output: Path, backend: str) -> dict:
     code = (
         "import json, resource, sys, time\n"
+        # VmHWM is this process's own peak; ru_maxrss also keeps the parent's peak from before the exec
+        "def peak_rss_mb():\n"
+        "    try:\n"
+        "        status = open('/proc/self/status').read().split('VmHWM:')[1]\n"
+        "        return int(status.split()[0]) / 1024\n"
+        "    except (OSError, IndexError):\n"
+        "        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
         "from texttune import Predictor\n"
         "run, data, out, backend = sys.argv[1:]\n"
         "p = Predictor.load(run, backend=backend, device='cpu')\n"
         "t = time.perf_counter(); rows = p.predict_file(data, out); s = time.perf_counter() - t\n"
-        "print('RESULT ' + json.dumps({'rows': rows, 'seconds': s,"
-        " 'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n"
+        "print('RESULT ' + json.dumps({'rows': rows, 'seconds': s, 'peak_rss_mb': peak_rss_mb()}))\n"
     )
     env = dict(os.environ, PYTHONPATH=str(SRC))
     done = subprocess.run(
