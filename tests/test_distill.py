@@ -128,6 +128,30 @@ def test_soft_labels_come_from_the_teacher(teacher, tmp_path):
     assert sum(a != b for a, b in zip(_labels(hard, CLEAR), expected)) >= 5
 
 
+def test_train_vectors_moves_the_token_vectors_and_keeps_the_teacher(teacher, student, tmp_path):
+    """--train-vectors: the seen tokens' vectors leave model2vec's, unseen ones stay; the saved run reloads."""
+    import torch
+
+    from texttune.static_model import StaticEmbeddingModel
+
+    result = distill(
+        teacher, DistillConfig(output=str(tmp_path / "tv"), alpha=0.0, epochs=30, train_vectors=True)
+    )
+    assert _labels(result.output, CLEAR) == _labels(teacher, CLEAR)
+    loaded = Predictor.load(result.output)
+    before, after = (
+        next(m for m in run.modules() if isinstance(m, StaticEmbeddingModel)).embeddings.weight.detach()
+        for run in (student.model, loaded.model)
+    )
+    seen = loaded.tokenizer(CLEAR[0], add_special_tokens=False)["input_ids"]
+    unseen = loaded.tokenizer.convert_tokens_to_ids("zebra")
+    assert not torch.allclose(after[seen], before[seen])
+    torch.testing.assert_close(after[unseen], before[unseen])
+    batch = loaded.tokenizer(CLEAR, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        np.testing.assert_allclose(loaded.logits(CLEAR), result.model(**batch).logits.numpy(), atol=1e-5)
+
+
 def test_unlabelled_texts_are_added_as_teacher_labelled_rows(teacher, tmp_path):
     (tmp_path / "more.txt").write_text("\n".join(CLEAR * 5) + "\n\n")
     result = distill(

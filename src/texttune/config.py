@@ -803,6 +803,13 @@ class DistillConfig:
     )
     batch_size: int = field(default=32, metadata={"help": "Training batch size of the student."})
     pca_dims: int = field(default=256, metadata={"help": "static: width of the token vectors (PCA)."})
+    train_vectors: bool = field(
+        default=False,
+        metadata={
+            "help": "static: train the token vectors with the head (at a tenth of its learning rate) "
+            "instead of keeping model2vec's: slower to train, no slower to predict."
+        },
+    )
     seed: int = field(default=42, metadata={"help": "Random seed."})
     overwrite: bool = field(default=False, metadata={"help": "Replace --output if it holds files."})
 

@@ -362,27 +362,62 @@ def static_student(teacher: Path, manifest: RunManifest, tokenizer, pca_dims: in
 
 
 def text_vectors(model, predictor, texts: list[str], pairs: list[str] | None):
-    """The static student's text vectors, computed once (the base never trains)."""
+    """The static student's text vectors, computed once (when the token vectors do not train)."""
     from .heads import text_features
 
     return text_features(model, predictor.tokenizer, texts, pairs, predictor.manifest.max_length, 256)
 
 
+class TokenRows:
+    """A split's texts tokenized once, padded per mini-batch: the static student's input when its token
+    vectors train with the head (``--train-vectors``). ``rows[idx]`` gives the model's keyword arguments."""
+
+    def __init__(self, predictor, texts: list[str], pairs: list[str] | None):
+        from .tasks import TEXT, TEXT_PAIR
+        from .tokenization import encode
+
+        batch = {TEXT: texts, **({TEXT_PAIR: pairs} if pairs is not None else {})}
+        self.tokenizer = predictor.tokenizer
+        self.ids = encode(batch, self.tokenizer, predictor.manifest.max_length)["input_ids"]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, idx) -> dict[str, Any]:
+        padded = self.tokenizer.pad([{"input_ids": self.ids[i]} for i in idx.tolist()], return_tensors="pt")
+        return {"input_ids": padded["input_ids"], "attention_mask": padded["attention_mask"]}
+
+
 def train_static_student(teacher, manifest, predictor, targets: Targets, validation: Targets, options):
-    """Build the static student and train its head on the cached text vectors; keeps the best epoch on validation."""
+    """Build the static student and train it, keeping the best epoch on validation: the head on the cached
+    text vectors, or with ``--train-vectors`` the token vectors too (at a tenth of the head's rate)."""
     model = static_student(teacher, manifest, predictor.tokenizer, options.pca_dims)
-    train_x = text_vectors(model, predictor, targets.texts, targets.pairs)
-    valid_x = text_vectors(model, predictor, validation.texts, validation.pairs)
+    if options.train_vectors:
+        model.base.requires_grad_(True)
+        module, inputs = model, lambda t: TokenRows(predictor, t.texts, t.pairs)
+    else:
+        module, inputs = model.head, lambda t: text_vectors(model, predictor, t.texts, t.pairs)
     epochs = int(options.epochs or STATIC_DEFAULTS["epochs"])
     rate = options.learning_rate or STATIC_DEFAULTS["learning_rate"]
-    log = fit_head(
-        model.head, (train_x, targets), (valid_x, validation), manifest.task, options, epochs, rate
+    log = fit_static(
+        module,
+        (inputs(targets), targets),
+        (inputs(validation), validation),
+        manifest.task,
+        options,
+        epochs,
+        rate,
     )
     return model.eval(), log
 
 
-def fit_head(head, train, validation, task: str, options, epochs: int, rate: float) -> list[dict[str, Any]]:
-    """Mini-batch AdamW on the distillation loss; the head ends with its weights of the best validation loss."""
+def fit_static(
+    module, train, validation, task: str, options, epochs: int, rate: float
+) -> list[dict[str, Any]]:
+    """Mini-batch AdamW on the distillation loss; ``module`` ends with its weights of the best validation loss.
+
+    ``module`` is the head (inputs: text vectors) or the whole static student (inputs: :class:`TokenRows`).
+    """
     import torch
 
     def tensors(x, t: Targets):
@@ -390,18 +425,24 @@ def fit_head(head, train, validation, task: str, options, epochs: int, rate: flo
 
     def loss_of(batch) -> torch.Tensor:
         x, teacher_logits, labels, labelled = batch
-        logits = head(x).logits
+        logits = (module(**x) if isinstance(x, dict) else module(x)).logits
         return distillation_loss(
             logits, teacher_logits, labels, labelled, task, options.temperature, options.alpha
         )
 
     train_t, valid_t = tensors(*train), tensors(*validation)
-    optimizer = torch.optim.AdamW(head.parameters(), lr=rate, weight_decay=1e-4)
+    every_validation_row = torch.arange(len(valid_t[0]))
+    vectors = [p for name, p in module.named_parameters() if p.requires_grad and name.startswith("base.")]
+    head = [p for name, p in module.named_parameters() if p.requires_grad and not name.startswith("base.")]
+    groups = [{"params": head}] + (
+        [{"params": vectors, "lr": rate / 10, "weight_decay": 0.0}] if vectors else []
+    )
+    optimizer = torch.optim.AdamW(groups, lr=rate, weight_decay=1e-4)
     generator = torch.Generator().manual_seed(options.seed)
     rows = len(train_t[0])
     best, best_state, log, step = float("inf"), None, [], 0
     for epoch in range(1, epochs + 1):
-        head.train()
+        module.train()
         total = 0.0
         for idx in torch.randperm(rows, generator=generator).split(options.batch_size):
             loss = loss_of([t[idx] for t in train_t])
@@ -410,16 +451,16 @@ def fit_head(head, train, validation, task: str, options, epochs: int, rate: flo
             optimizer.step()
             total += loss.item() * len(idx)
             step += 1
-        head.eval()
+        module.eval()
         with torch.no_grad():
-            valid_loss = float(loss_of(valid_t))
+            valid_loss = float(loss_of([t[every_validation_row] for t in valid_t]))
         log += [
             {"loss": round(total / rows, 6), "epoch": float(epoch), "step": step},
             {"eval_loss": round(valid_loss, 6), "epoch": float(epoch), "step": step},
         ]
         if valid_loss < best:
-            best, best_state = valid_loss, copy.deepcopy(head.state_dict())
-    head.load_state_dict(best_state)
+            best, best_state = valid_loss, copy.deepcopy(module.state_dict())
+    module.load_state_dict(best_state)
     logger.info("static student: best validation distillation loss %.4f", best)
     return log
 
