@@ -6,11 +6,12 @@ score the ``label`` findings against the flipped rows:
 
 - precision and recall at k = number flipped (the k rows of lowest label quality; at this k the two are
   equal), and of cleanlab's own flagged set;
-- then (``--train``) train texttune with its defaults on the noisy file and on the audit's ``--fix drop``
-  copy, with the same validation and test files, and compare test accuracy (and the test expected
-  calibration error before and after the run's temperature scaling).
+- then (``--train``) train texttune with its defaults on the noisy file and on the audit's cleaned copy
+  (``--fix drop``, or ``--fix relabel``), with the same validation and test files, and compare test
+  accuracy (and the test expected calibration error before and after the run's temperature scaling).
 
     python benchmarks/audit_noise.py --datasets sms_spam --train --epochs 1
+    python benchmarks/audit_noise.py --datasets bbc_news --train --max-length 128 --fix relabel
     python benchmarks/audit_noise.py --datasets rotten_tomatoes --strategy full   # k fine-tuned runs
 """
 
@@ -57,13 +58,16 @@ def score(result, flipped: np.ndarray) -> dict:
     }
 
 
-def train_and_test(files: dict[str, Path], output: Path, epochs: float | None) -> tuple[dict, float]:
-    from texttune import DataConfig, RunConfig, TrainConfig, train
+def train_and_test(
+    files: dict[str, Path], output: Path, epochs: float | None, max_length: int | None
+) -> tuple[dict, float]:
+    from texttune import DataConfig, ModelConfig, RunConfig, TrainConfig, train
 
     config = RunConfig(
         data=DataConfig(
             data=str(files["train"]), validation=str(files["validation"]), test=str(files["test"])
         ),
+        model=ModelConfig(max_length=max_length),
         train=TrainConfig(
             output=str(output), overwrite=True, progress=False, report=False, use_cpu=True, epochs=epochs
         ),
@@ -89,14 +93,16 @@ def measure(dataset: str, args: argparse.Namespace, work: Path) -> dict:
     result = audit(
         DataConfig(data=str(noisy_file), validation=str(files["validation"]), test=str(files["test"])),
         AuditConfig(
-            output=str(work / "audit"), strategy=args.strategy, fix="drop", output_data=str(clean_file),
-            overwrite=True,
+            output=str(work / "audit"), strategy=args.strategy, fix=args.fix, output_data=str(clean_file),
+            overwrite=True, max_length=args.max_length,
         ),
     )  # fmt: skip
     row = {
         "dataset": dataset,
         "rows": len(noisy),
         "strategy": args.strategy,
+        "fix": args.fix,
+        "max_length": args.max_length,
         **score(result, flipped),
         "out_of_fold_accuracy": result.summary.get("out_of_fold_accuracy"),
         "audit_seconds": round(time.perf_counter() - started, 1),
@@ -104,7 +110,9 @@ def measure(dataset: str, args: argparse.Namespace, work: Path) -> dict:
     }
     if args.train:
         for name, data in (("noisy", noisy_file), ("clean", clean_file)):
-            metrics, seconds = train_and_test({**files, "train": data}, work / f"run-{name}", args.epochs)
+            metrics, seconds = train_and_test(
+                {**files, "train": data}, work / f"run-{name}", args.epochs, args.max_length
+            )
             row[f"{name}_test_accuracy"] = round(metrics["accuracy"], 4)
             row[f"{name}_test_ece"] = [round(metrics[k], 4) for k in ("ece_uncalibrated", "ece")]
             row[f"{name}_train_seconds"] = round(seconds, 1)
@@ -123,6 +131,12 @@ def main() -> None:
     parser.add_argument("--strategy", default="freeze", choices=("freeze", "full"))
     parser.add_argument("--train", action="store_true", help="Also train on the noisy and the cleaned data.")
     parser.add_argument("--epochs", type=float, help="--train: epochs (default: texttune's recipe).")
+    parser.add_argument(
+        "--fix", default="drop", choices=("drop", "relabel"), help="The cleaned copy trained on."
+    )
+    parser.add_argument(
+        "--max-length", type=int, help="Tokens per text, audit and training (default: the model's)."
+    )
     parser.add_argument("--results", default="runs/audit_noise.jsonl", help="Rows are appended here.")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
