@@ -75,7 +75,7 @@ def teacher_run(files: dict[str, Path], folder: Path, epochs: float) -> Path:
     return train(config).output
 
 
-def students(teacher: Path, files: dict[str, Path], work: Path) -> dict[str, Path]:
+def students(teacher: Path, files: dict[str, Path], work: Path, train_vectors: bool) -> dict[str, Path]:
     """The static student, and the layers:2 student exported to ONNX int8 (accuracy-checked)."""
     from texttune.config import DistillConfig
     from texttune.distill import distill
@@ -85,7 +85,11 @@ def students(teacher: Path, files: dict[str, Path], work: Path) -> dict[str, Pat
     for kind in ("static", "layers:2"):
         output = work / f"student-{kind.replace(':', '')}"
         options = DistillConfig(
-            output=str(output), student=kind, unlabelled=str(files["unlabelled"]), overwrite=True
+            output=str(output),
+            student=kind,
+            unlabelled=str(files["unlabelled"]),
+            overwrite=True,
+            train_vectors=train_vectors and kind == "static",
         )
         made[kind] = distill(teacher, options).output
     export_onnx(made["layers:2"], work / "student-layers2-int8", quantize="int8", overwrite=True)
@@ -161,7 +165,7 @@ def benchmark_dataset(dataset: str, args: argparse.Namespace, work: Path) -> dic
     teacher = Path(given[dataset]) if dataset in given else teacher_run(files, work / "teacher", args.epochs)
     export_onnx(teacher, work / "onnx-fp32", overwrite=True, check_parity=False)
     export_onnx(teacher, work / "onnx-int8", quantize="int8", overwrite=True)
-    made = students(teacher, files, work)
+    made = students(teacher, files, work, args.train_vectors)
     labelled = pd.read_parquet(files["train"])
     tfidf = tfidf_model().fit(labelled["text"], labelled["label"])
 
@@ -233,6 +237,9 @@ def main() -> int:
     parser.add_argument("--train-rows", type=int, help="Labelled rows of the teacher (default 4000).")
     parser.add_argument("--unlabelled-rows", type=int, help="More texts for the students (default 10000).")
     parser.add_argument("--epochs", type=float, default=1.0, help="The teacher's epochs.")
+    parser.add_argument(
+        "--train-vectors", action="store_true", help="The static student trains its token vectors too."
+    )
     parser.add_argument("--texts", type=int, help="Test texts at batch 256 (default 2000, quick 512).")
     parser.add_argument("--texts-batch1", type=int, help="Test texts at batch 1 (default 200, quick 64).")
     parser.add_argument("--rounds", type=int, default=2, help="Interleaved rounds; the best of each is kept.")
