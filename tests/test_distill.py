@@ -139,6 +139,8 @@ def test_train_vectors_moves_the_token_vectors_and_keeps_the_teacher(teacher, st
     )
     assert _labels(result.output, CLEAR) == _labels(teacher, CLEAR)
     loaded = Predictor.load(result.output)
+    assert loaded.manifest.distillation["train_vectors"] is True
+    assert loaded.manifest.trainable_parameters > Predictor.load(student.output).manifest.trainable_parameters
     before, after = (
         next(m for m in run.modules() if isinstance(m, StaticEmbeddingModel)).embeddings.weight.detach()
         for run in (student.model, loaded.model)

@@ -594,6 +594,7 @@ def student_run_manifest(
             "student": options.student,
             "temperature": options.temperature,
             "alpha": options.alpha,
+            "train_vectors": options.train_vectors,
             "train_rows": len(targets.texts) - unlabelled,
             "unlabelled_rows": unlabelled,
             "teacher_strategy": manifest.strategy,
