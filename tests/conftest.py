@@ -20,6 +20,7 @@ import pytest  # noqa: E402
 
 POSITIVE = ["good", "great", "fun", "lovely", "brilliant", "superb", "moving", "clever"]
 NEGATIVE = ["bad", "awful", "boring", "dull", "terrible", "weak", "messy", "tedious"]
+PANGRAM = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog"]
 FILLER = ["the", "film", "was", "really", "a", "story", "and", "plot", "acting", "movie", "very", "quite"]
 
 
@@ -141,22 +142,29 @@ def run_config():
     return _run_config
 
 
+def _corpus_words() -> list[str]:
+    """The words the tiny tokenizers know whole or in pieces: the review words and a pangram."""
+    return sorted({*POSITIVE, *NEGATIVE, *FILLER, *PANGRAM})
+
+
 def _train_wordpiece(folder):
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    """A WordPiece tokenizer with a vocabulary written out, so that its ids are the same in every process.
+
+    (``WordPieceTrainer`` breaks ties in hash-map order, which Rust seeds afresh in each process.) Words of
+    more than six letters are split into a head and a ``##`` tail, so that some words have several pieces.
+    """
+    import string
+
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import BertTokenizerFast
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    letters = list(string.ascii_lowercase)
+    pieces = [p for w in _corpus_words() for p in ([w] if len(w) <= 6 else [w[:4], "##" + w[4:]])]
+    vocab = list(dict.fromkeys(special + letters + ["##" + c for c in letters] + pieces))
+    tok = Tokenizer(models.WordPiece({piece: i for i, piece in enumerate(vocab)}, unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    trainer = trainers.WordPieceTrainer(vocab_size=200, special_tokens=special)
-    corpus = [
-        " ".join(POSITIVE),
-        " ".join(NEGATIVE),
-        " ".join(FILLER),
-        "the quick brown fox jumps over the lazy dog",
-    ]
-    tok.train_from_iterator(corpus * 20, trainer=trainer)
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
         pair="[CLS] $A [SEP] $B:1 [SEP]:1",
@@ -243,19 +251,24 @@ def tiny_distilbert(tmp_path_factory) -> str:
 
 
 def _train_byte_bpe(folder):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    """A byte-level BPE tokenizer with merges written out (the same in every process, as for WordPiece).
+
+    Every corpus word, with and without the leading space (``Ġ``), is in the vocabulary (one piece);
+    other words are merged from the left towards the corpus words.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import GPT2TokenizerFast
 
-    tok = Tokenizer(models.BPE())
+    merges = []
+    for word in _corpus_words():
+        for form in (word, "Ġ" + word):
+            merges += [(form[:i], form[i]) for i in range(1, len(form))]
+    merges = list(dict.fromkeys(merges))
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = list(dict.fromkeys(["<|endoftext|>", *alphabet, *(a + b for a, b in merges)]))
+    tok = Tokenizer(models.BPE({piece: i for i, piece in enumerate(vocab)}, merges, ignore_merges=True))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=300,
-        special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    corpus = [" ".join(POSITIVE), " ".join(NEGATIVE), " ".join(FILLER)]
-    tok.train_from_iterator(corpus * 20, trainer=trainer)
     fast = GPT2TokenizerFast(
         tokenizer_object=tok,
         bos_token="<|endoftext|>",
