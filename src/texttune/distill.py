@@ -376,9 +376,9 @@ class TokenRows:
         from .tasks import TEXT, TEXT_PAIR
         from .tokenization import encode
 
-        batch = {TEXT: texts, **({TEXT_PAIR: pairs} if pairs is not None else {})}
         self.tokenizer = predictor.tokenizer
-        self.ids = encode(batch, self.tokenizer, predictor.manifest.max_length)["input_ids"]
+        encoded = encode({TEXT: texts, TEXT_PAIR: pairs}, self.tokenizer, predictor.manifest.max_length)
+        self.ids = encoded["input_ids"]
 
     def __len__(self) -> int:
         return len(self.ids)
