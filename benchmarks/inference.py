@@ -238,7 +238,10 @@ def main() -> int:
     parser.add_argument("--unlabelled-rows", type=int, help="More texts for the students (default 10000).")
     parser.add_argument("--epochs", type=float, default=1.0, help="The teacher's epochs.")
     parser.add_argument(
-        "--train-vectors", action="store_true", help="The static student trains its token vectors too."
+        "--no-train-vectors",
+        dest="train_vectors",
+        action="store_false",
+        help="The static student keeps model2vec's token vectors and trains its head alone.",
     )
     parser.add_argument("--texts", type=int, help="Test texts at batch 256 (default 2000, quick 512).")
     parser.add_argument("--texts-batch1", type=int, help="Test texts at batch 1 (default 200, quick 64).")

@@ -43,9 +43,9 @@ def teacher(tiny_bert, review_frame, tmp_path_factory, run_config):
 
 @pytest.fixture(scope="module")
 def student(teacher, tmp_path_factory):
-    """A static student of ``teacher`` (pure soft labels) and the :class:`DistillResult`."""
+    """A static student of ``teacher`` (pure soft labels, model2vec's vectors kept) and the :class:`DistillResult`."""
     output = tmp_path_factory.mktemp("student") / "student"
-    return distill(teacher, DistillConfig(output=str(output), alpha=0.0, epochs=100))
+    return distill(teacher, DistillConfig(output=str(output), alpha=0.0, epochs=100, train_vectors=False))
 
 
 def test_static_student_is_a_run_that_predicts_like_its_teacher(teacher, student):
@@ -94,7 +94,9 @@ def test_student_text_vectors_are_model2vecs(teacher, student, tiny_bert):
 
 def test_distill_predict_and_evaluate_through_the_command_line(teacher, tmp_path, capsys):
     output = tmp_path / "student"
-    assert main(["distill", teacher, "--output", str(output), "--alpha", "0", "--epochs", "100"]) == 0
+    flags = ["--alpha", "0", "--epochs", "100", "--no-train-vectors"]
+    assert main(["distill", teacher, "--output", str(output), *flags]) == 0
+    assert Predictor.load(output).manifest.distillation["train_vectors"] is False
     printed = capsys.readouterr().out
     assert f"student run written to {output} (60 training rows" in printed
     assert "validation accuracy: student" in printed and ", teacher 1.0000" in printed
@@ -129,14 +131,12 @@ def test_soft_labels_come_from_the_teacher(teacher, tmp_path):
 
 
 def test_train_vectors_moves_the_token_vectors_and_keeps_the_teacher(teacher, student, tmp_path):
-    """--train-vectors: the seen tokens' vectors leave model2vec's, unseen ones stay; the saved run reloads."""
+    """By default the seen tokens' vectors leave model2vec's, unseen ones stay; the saved run reloads."""
     import torch
 
     from texttune.static_model import StaticEmbeddingModel
 
-    result = distill(
-        teacher, DistillConfig(output=str(tmp_path / "tv"), alpha=0.0, epochs=30, train_vectors=True)
-    )
+    result = distill(teacher, DistillConfig(output=str(tmp_path / "tv"), alpha=0.0, epochs=30))
     assert _labels(result.output, CLEAR) == _labels(teacher, CLEAR)
     loaded = Predictor.load(result.output)
     assert loaded.manifest.distillation["train_vectors"] is True
@@ -146,7 +146,7 @@ def test_train_vectors_moves_the_token_vectors_and_keeps_the_teacher(teacher, st
         for run in (student.model, loaded.model)
     )
     seen = loaded.tokenizer(CLEAR[0], add_special_tokens=False)["input_ids"]
-    unseen = loaded.tokenizer.convert_tokens_to_ids("zebra")
+    unseen = loaded.tokenizer.convert_tokens_to_ids("fox")  # in the vocabulary, in no review
     assert not torch.allclose(after[seen], before[seen])
     torch.testing.assert_close(after[unseen], before[unseen])
     batch = loaded.tokenizer(CLEAR, padding=True, return_tensors="pt")
