@@ -298,6 +298,7 @@ def test_layer_student_keeps_the_first_layers_and_follows_the_teacher(
     predictor = Predictor.load(result.output)
     assert json.loads((result.output / "config.json").read_text())["num_hidden_layers"] == 1
     assert predictor.manifest.strategy == "full" and predictor.manifest.distillation["student"] == "layers:1"
+    assert predictor.manifest.distillation["train_vectors"] is False  # static students only
     assert (result.output / "head.json").is_file() == (kind == "pooled")
     assert _labels(result.output, CLEAR) == _labels(source, CLEAR)
     assert predictor.manifest.total_parameters < Predictor.load(source).manifest.total_parameters
