@@ -33,7 +33,7 @@ def _offline(monkeypatch):
 
 
 class ReviewWords(NamedTuple):
-    """The words of the generated reviews; the tiny tokenizers are trained on them."""
+    """The words of the generated reviews; the tiny tokenizers' vocabularies are made of them."""
 
     positive: list[str]
     negative: list[str]
@@ -147,7 +147,7 @@ def _corpus_words() -> list[str]:
     return sorted({*POSITIVE, *NEGATIVE, *FILLER, *PANGRAM})
 
 
-def _train_wordpiece(folder):
+def _write_wordpiece(folder):
     """A WordPiece tokenizer with a vocabulary written out, so that its ids are the same in every process.
 
     (``WordPieceTrainer`` breaks ties in hash-map order, which Rust seeds afresh in each process.) Words of
@@ -182,7 +182,7 @@ def tiny_bert(tmp_path_factory) -> str:
     from transformers import BertConfig, BertModel
 
     folder = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer = _train_wordpiece(folder)
+    tokenizer = _write_wordpiece(folder)
     torch.manual_seed(0)
     config = BertConfig(
         vocab_size=len(tokenizer),
@@ -235,7 +235,7 @@ def tiny_distilbert(tmp_path_factory) -> str:
     from transformers import DistilBertConfig, DistilBertModel
 
     folder = tmp_path_factory.mktemp("tiny-distilbert")
-    tokenizer = _train_wordpiece(folder)
+    tokenizer = _write_wordpiece(folder)
     torch.manual_seed(0)
     config = DistilBertConfig(
         vocab_size=len(tokenizer),
@@ -250,7 +250,7 @@ def tiny_distilbert(tmp_path_factory) -> str:
     return str(folder)
 
 
-def _train_byte_bpe(folder):
+def _write_byte_bpe(folder):
     """A byte-level BPE tokenizer with merges written out (the same in every process, as for WordPiece).
 
     Every corpus word, with and without the leading space (``Ġ``), is in the vocabulary (one piece);
@@ -287,7 +287,7 @@ def tiny_gpt2(tmp_path_factory) -> str:
     from transformers import GPT2Config, GPT2Model
 
     folder = tmp_path_factory.mktemp("tiny-gpt2")
-    tokenizer = _train_byte_bpe(folder)
+    tokenizer = _write_byte_bpe(folder)
     torch.manual_seed(0)
     config = GPT2Config(
         vocab_size=len(tokenizer),
@@ -309,7 +309,7 @@ def tiny_llama(tmp_path_factory) -> str:
     from transformers import LlamaConfig, LlamaModel
 
     folder = tmp_path_factory.mktemp("tiny-llama")
-    tokenizer = _train_byte_bpe(folder)
+    tokenizer = _write_byte_bpe(folder)
     torch.manual_seed(0)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
