@@ -154,6 +154,21 @@ def test_train_vectors_moves_the_token_vectors_and_keeps_the_teacher(teacher, st
         np.testing.assert_allclose(loaded.logits(CLEAR), result.model(**batch).logits.numpy(), atol=1e-5)
 
 
+def test_training_stops_after_patience_epochs_and_keeps_the_best(teacher, tmp_path):
+    from texttune.artifacts import TRAINING_LOG_FILE
+
+    def evaluations(patience):
+        options = DistillConfig(output=str(tmp_path / f"p{patience}"), epochs=40, patience=patience)
+        log = json.loads((distill(teacher, options).output / TRAINING_LOG_FILE).read_text())
+        return [entry["eval_loss"] for entry in log if "eval_loss" in entry]
+
+    every = evaluations(0)  # all 40 epochs
+    assert len(every) == 40
+    first_miss = next(i for i in range(1, 40) if every[i] >= min(every[:i]))
+    assert first_miss < 39  # so patience 1 stops early
+    assert evaluations(1) == every[: first_miss + 1]  # the same epochs, up to the first that was no better
+
+
 def test_unlabelled_texts_are_added_as_teacher_labelled_rows(teacher, tmp_path):
     (tmp_path / "more.txt").write_text("\n".join(CLEAR * 5) + "\n\n")
     result = distill(
@@ -162,6 +177,21 @@ def test_unlabelled_texts_are_added_as_teacher_labelled_rows(teacher, tmp_path):
     assert (result.train_rows, result.unlabelled_rows) == (90, 30)
     manifest = Predictor.load(result.output).manifest
     assert manifest.distillation["unlabelled_rows"] == 30 and manifest.distillation["train_rows"] == 60
+
+
+def test_text_pair_runs_refuse_unlabelled_texts(teacher, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "teacher"
+    shutil.copytree(teacher, copy)
+    manifest = json.loads((copy / "texttune.json").read_text())
+    manifest["text_pair_column"] = "hypothesis"
+    (copy / "texttune.json").write_text(json.dumps(manifest))
+    (tmp_path / "more.txt").write_text("\n".join(CLEAR) + "\n")
+    flags = ["--output", str(tmp_path / "s"), "--unlabelled", str(tmp_path / "more.txt")]
+    assert main(["distill", str(copy), *flags]) == 2
+    assert "--unlabelled gives single texts, but this run classifies text pairs" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
 
 
 @pytest.mark.parametrize("task", ["multi_label", "regression"])
@@ -212,6 +242,7 @@ def test_student_exports_to_onnx_with_the_same_predictions(student, tmp_path):
         (["--student", "layers:0"], "--student 'layers:0' is not known"),
         (["--alpha", "1.5"], "--alpha must be between 0 and 1"),
         (["--temperature", "0"], "--temperature must be positive, got 0.0"),
+        (["--patience", "-1"], "--patience must not be negative, got -1"),
         (["--unlabelled", "missing.txt"], "--unlabelled missing.txt: file not found"),
     ],
 )

@@ -421,6 +421,8 @@ def fit_static(
 ) -> list[dict[str, Any]]:
     """Mini-batch AdamW on the distillation loss; ``module`` ends with its weights of the best validation loss.
 
+    Training stops early after ``options.patience`` epochs without a better validation loss.
+
     ``module`` is the head (inputs: text vectors) or the whole static student (inputs: :class:`TokenRows`).
     """
     import torch
@@ -445,7 +447,7 @@ def fit_static(
     optimizer = torch.optim.AdamW(groups, lr=rate, weight_decay=1e-4)
     generator = torch.Generator().manual_seed(options.seed)
     rows = len(train_t[0])
-    best, best_state, log, step = float("inf"), None, [], 0
+    best, best_state, best_epoch, log, step = float("inf"), None, 0, [], 0
     for epoch in range(1, epochs + 1):
         module.train()
         total = 0.0
@@ -464,9 +466,13 @@ def fit_static(
             {"eval_loss": round(valid_loss, 6), "epoch": float(epoch), "step": step},
         ]
         if valid_loss < best:
-            best, best_state = valid_loss, copy.deepcopy(module.state_dict())
+            best, best_state, best_epoch = valid_loss, copy.deepcopy(module.state_dict()), epoch
+        elif options.patience and epoch - best_epoch >= options.patience:
+            break
     module.load_state_dict(best_state)
-    logger.info("static student: best validation distillation loss %.4f", best)
+    logger.info(
+        "static student: best validation distillation loss %.4f at epoch %d of %d", best, best_epoch, epoch
+    )
     return log
 
 
