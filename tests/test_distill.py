@@ -154,7 +154,7 @@ def test_train_vectors_moves_the_token_vectors_and_keeps_the_teacher(teacher, st
         np.testing.assert_allclose(loaded.logits(CLEAR), result.model(**batch).logits.numpy(), atol=1e-5)
 
 
-def test_training_stops_after_patience_epochs_and_keeps_the_best(teacher, tmp_path):
+def test_training_stops_after_patience_epochs_without_a_better_validation_loss(teacher, tmp_path):
     from texttune.artifacts import TRAINING_LOG_FILE
 
     def evaluations(patience):
