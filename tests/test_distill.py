@@ -158,7 +158,9 @@ def test_training_stops_after_patience_epochs_without_a_better_validation_loss(t
     from texttune.artifacts import TRAINING_LOG_FILE
 
     def evaluations(patience):
-        options = DistillConfig(output=str(tmp_path / f"p{patience}"), epochs=40, patience=patience)
+        options = DistillConfig(
+            output=str(tmp_path / f"p{patience}"), epochs=40, early_stopping_patience=patience
+        )
         log = json.loads((distill(teacher, options).output / TRAINING_LOG_FILE).read_text())
         return [entry["eval_loss"] for entry in log if "eval_loss" in entry]
 
@@ -242,7 +244,7 @@ def test_student_exports_to_onnx_with_the_same_predictions(student, tmp_path):
         (["--student", "layers:0"], "--student 'layers:0' is not known"),
         (["--alpha", "1.5"], "--alpha must be between 0 and 1"),
         (["--temperature", "0"], "--temperature must be positive, got 0.0"),
-        (["--patience", "-1"], "--patience must not be negative, got -1"),
+        (["--early-stopping-patience", "-1"], "--early-stopping-patience must not be negative, got -1"),
         (["--unlabelled", "missing.txt"], "--unlabelled missing.txt: file not found"),
     ],
 )

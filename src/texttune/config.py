@@ -806,7 +806,7 @@ class DistillConfig:
         },
     )
     batch_size: int = field(default=32, metadata={"help": "Training batch size of the student."})
-    patience: int = field(
+    early_stopping_patience: int = field(
         default=2,
         metadata={
             "help": "static: stop after this many epochs without a better validation loss (0: train every "
@@ -830,7 +830,7 @@ class DistillConfig:
             raise ConfigError("give the student's run folder with --output")
         self.student_layers()  # validates --student
         require_positive(self, ("temperature", "batch_size", "pca_dims"))
-        require_non_negative(self, ("patience",))
+        require_non_negative(self, ("early_stopping_patience",))
         require_positive(self, ("epochs", "learning_rate"), what="a positive number")
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(

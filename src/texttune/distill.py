@@ -421,7 +421,7 @@ def fit_static(
 ) -> list[dict[str, Any]]:
     """Mini-batch AdamW on the distillation loss; ``module`` ends with its weights of the best validation loss.
 
-    Training stops early after ``options.patience`` epochs without a better validation loss.
+    Training stops early after ``options.early_stopping_patience`` epochs without a better validation loss.
 
     ``module`` is the head (inputs: text vectors) or the whole static student (inputs: :class:`TokenRows`).
     """
@@ -467,7 +467,7 @@ def fit_static(
         ]
         if valid_loss < best:
             best, best_state, best_epoch = valid_loss, copy.deepcopy(module.state_dict()), epoch
-        elif options.patience and epoch - best_epoch >= options.patience:
+        elif options.early_stopping_patience and epoch - best_epoch >= options.early_stopping_patience:
             break
     module.load_state_dict(best_state)
     logger.info(
