@@ -77,19 +77,62 @@ def test_student_logits_after_save_and_load_equal_those_before(student):
     np.testing.assert_allclose(predictor.logits(CLEAR), before, atol=1e-5)
 
 
-def test_student_text_vectors_are_model2vecs(teacher, student, tiny_bert):
-    """The static base computes exactly model2vec's StaticModel.encode over the teacher's tokenizer."""
+def _vectors_and_model2vecs_of(encoder, student_folder):
+    """The student's text vectors of CLEAR, and model2vec's (StaticModel.encode) of ``encoder`` over the
+    teacher's tokenizer."""
     import torch
     from model2vec.distill import distill_from_model
 
-    from texttune.heads import load_base_model
-
-    predictor = Predictor.load(student.output)
-    static = distill_from_model(load_base_model(tiny_bert), predictor.tokenizer, quantize_to="float32")
+    predictor = Predictor.load(student_folder)
+    static = distill_from_model(encoder, predictor.tokenizer, quantize_to="float32")
     batch = predictor.tokenizer(CLEAR, padding=True, return_tensors="pt")
     with torch.no_grad():
-        ours = predictor.model.pooled(**batch).numpy()
-    np.testing.assert_allclose(ours, static.encode(CLEAR), atol=1e-5)
+        return predictor.model.pooled(**batch).numpy(), static.encode(CLEAR)
+
+
+def _assert_vectors_are_model2vecs_of(encoder, student_folder) -> None:
+    np.testing.assert_allclose(*_vectors_and_model2vecs_of(encoder, student_folder), atol=1e-5)
+
+
+def test_student_text_vectors_are_model2vecs_of_the_fine_tuned_encoder(teacher, student):
+    from texttune.heads import load_base_model
+
+    assert Predictor.load(student.output).manifest.distillation["static_vectors"] == "teacher"
+    _assert_vectors_are_model2vecs_of(load_base_model(teacher), student.output)  # the run's own encoder
+
+
+def test_static_vectors_base_takes_the_model_the_run_started_from(teacher, student, tiny_bert, tmp_path):
+    from texttune.heads import load_base_model
+
+    output = tmp_path / "student"
+    flags = ["--static-vectors", "base", "--no-train-vectors", "--epochs", "1"]
+    assert main(["distill", teacher, "--output", str(output), *flags]) == 0
+    assert Predictor.load(output).manifest.distillation["static_vectors"] == "base"
+    _assert_vectors_are_model2vecs_of(load_base_model(tiny_bert), output)
+    fine_tuned = Predictor.load(student.output).model.base.embeddings.weight
+    assert not np.allclose(Predictor.load(output).model.base.embeddings.weight.detach(), fine_tuned.detach())
+
+
+def test_adapter_teachers_give_vectors_of_their_merged_encoder(tiny_bert, review_frame, tmp_path, run_config):
+    from texttune import train
+    from texttune.config import StrategyConfig
+    from texttune.heads import load_base_model
+    from texttune.strategies import get_strategy
+
+    review_frame(80).to_csv(tmp_path / "reviews.csv", index=False)
+    config = run_config(
+        tiny_bert,
+        str(tmp_path / "reviews.csv"),
+        tmp_path / "teacher",
+        strategy=StrategyConfig(strategy="lora"),
+    )
+    teacher = train(config).output
+    result = distill(teacher, DistillConfig(output=str(tmp_path / "student"), epochs=1, train_vectors=False))
+    assert Predictor.load(result.output).manifest.distillation["static_vectors"] == "teacher"
+    merged = get_strategy("lora").merged_model(teacher, Predictor.load(teacher).manifest)
+    _assert_vectors_are_model2vecs_of(merged.base_model, result.output)  # LoRA's changes merged in
+    ours, base = _vectors_and_model2vecs_of(load_base_model(tiny_bert), result.output)
+    assert np.abs(ours - base).max() > 1e-3
 
 
 def test_distill_predict_and_evaluate_through_the_command_line(teacher, tmp_path, capsys):
@@ -158,8 +201,11 @@ def test_training_stops_after_patience_epochs_without_a_better_validation_loss(t
     from texttune.artifacts import TRAINING_LOG_FILE
 
     def evaluations(patience):
-        options = DistillConfig(
-            output=str(tmp_path / f"p{patience}"), epochs=40, early_stopping_patience=patience
+        options = DistillConfig(  # base vectors: their loss stops improving within the 40 epochs
+            output=str(tmp_path / f"p{patience}"),
+            epochs=40,
+            early_stopping_patience=patience,
+            static_vectors="base",
         )
         log = json.loads((distill(teacher, options).output / TRAINING_LOG_FILE).read_text())
         return [entry["eval_loss"] for entry in log if "eval_loss" in entry]

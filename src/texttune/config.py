@@ -758,6 +758,8 @@ class ExportConfig:
 #: ``texttune distill --student``: static embeddings (model2vec), or the bottom N layers of the teacher.
 STATIC_STUDENT = "static"
 LAYERS_STUDENT = "layers"
+#: ``texttune distill --static-vectors``: the encoder model2vec embeds each token with.
+STATIC_VECTOR_SOURCES = ("teacher", "base")
 
 
 @dataclass
@@ -774,7 +776,7 @@ class DistillConfig:
     student: str = field(
         default=STATIC_STUDENT,
         metadata={
-            "help": "static: model2vec static token embeddings of the run's base model (mean of token "
+            "help": "static: model2vec static token embeddings of the run's encoder (mean of token "
             "vectors, no transformer: fastest), or layers:N: the teacher's embeddings and first N layers."
         },
     )
@@ -814,6 +816,15 @@ class DistillConfig:
         },
     )
     pca_dims: int = field(default=256, metadata={"help": "static: width of the token vectors (PCA)."})
+    static_vectors: str = field(
+        default="teacher",
+        metadata={
+            "help": "static: the encoder model2vec embeds each token with: teacher (the run's fine-tuned "
+            "encoder, adapters merged) or base (the model the run was fine-tuned from; also used for "
+            "runs whose encoder cannot be merged, such as prompt tuning).",
+            "choices": STATIC_VECTOR_SOURCES,
+        },
+    )
     train_vectors: bool = field(
         default=True,
         metadata={
@@ -829,6 +840,7 @@ class DistillConfig:
         if not self.output:
             raise ConfigError("give the student's run folder with --output")
         self.student_layers()  # validates --student
+        require_choice(self, "static_vectors", STATIC_VECTOR_SOURCES)
         require_positive(self, ("temperature", "batch_size", "pca_dims"))
         require_non_negative(self, ("early_stopping_patience",))
         require_positive(self, ("epochs", "learning_rate"), what="a positive number")

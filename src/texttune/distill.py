@@ -4,10 +4,11 @@
 labels every training text (plus any ``--unlabelled`` texts) with the teacher's logits, and trains a
 student on them with :func:`distillation_loss`. Two students:
 
-- ``static`` (model2vec): the run's base model distilled into one vector per token of the teacher's own
-  tokenizer (:func:`static_embeddings`, with model2vec's PCA and SIF weighting); a text is the normalised
-  mean of its token vectors (:class:`texttune.static_model.StaticEmbeddingModel`) and a linear head,
-  trained on the cached text vectors, classifies it. No transformer runs at prediction time.
+- ``static`` (model2vec): the teacher's fine-tuned encoder (:func:`vector_encoder`) distilled into one
+  vector per token of the teacher's own tokenizer (:func:`static_embeddings`, with model2vec's PCA and SIF
+  weighting); a text is the normalised mean of its token vectors
+  (:class:`texttune.static_model.StaticEmbeddingModel`), and a linear head classifies it; the vectors
+  train with the head. No transformer runs at prediction time.
 - ``layers:N``: the teacher's embeddings and first N transformer layers (and its pooling and head, as a
   starting point), fine-tuned with texttune's ``Trainer``.
 
@@ -290,8 +291,8 @@ def distillation_loss(logits, teacher_logits, labels, labelled, task: str, tempe
 # --------------------------------------------------------------------------- the static student
 
 
-def static_embeddings(base_path: str, tokenizer, pca_dims: int):
-    """model2vec's static vectors of ``base_path``, one row per token id of ``tokenizer`` (the teacher's).
+def static_embeddings(encoder, tokenizer, pca_dims: int):
+    """model2vec's static vectors of ``encoder``, one row per token id of ``tokenizer`` (the teacher's).
 
     model2vec distils over a cleaned copy of the tokenizer (special, added and ``[unusedN]`` tokens
     removed); its vectors are put back at the teacher tokenizer's ids, and the ids it has no vector for
@@ -303,10 +304,7 @@ def static_embeddings(base_path: str, tokenizer, pca_dims: int):
     """
     from model2vec.distill import distill_from_model
 
-    from .heads import load_base_model
-
-    base = load_base_model(base_path)
-    static = distill_from_model(base, tokenizer, pca_dims=pca_dims, quantize_to="float32")
+    static = distill_from_model(encoder, tokenizer, pca_dims=pca_dims, quantize_to="float32")
     vectors = np.asarray(static.embedding, dtype=np.float32)
     if static.token_mapping is not None or static.weights is not None:  # only with vocabulary quantization
         raise ConfigError(
@@ -324,18 +322,44 @@ def static_embeddings(base_path: str, tokenizer, pca_dims: int):
     return matrix, sorted(ignored), bool(static.normalize)
 
 
-def static_student(teacher: Path, manifest: RunManifest, tokenizer, pca_dims: int):
-    """A :class:`~texttune.heads.PooledClassifier` over model2vec vectors of the run's base model."""
+def vector_source(manifest: RunManifest, requested: str) -> str:
+    """``--static-vectors`` as it applies to the run: ``teacher`` needs a run that gives a plain model
+    (prompt and prefix tuning do not: their students take the base's vectors)."""
+    from .strategies import get_strategy
+
+    strategy = get_strategy(manifest.strategy)
+    return requested if strategy.plain_weights or strategy.mergeable else "base"
+
+
+def vector_encoder(teacher: Path, manifest: RunManifest, requested: str):
+    """The encoder model2vec embeds each token with (``--static-vectors``, see :func:`vector_source`).
+
+    ``teacher``: the run's own encoder as fine-tuned (adapters merged), whose token vectors already lean
+    towards the task. ``base``: the model the run was fine-tuned from (its ``--mlm-first`` model if any).
+    """
+    from .heads import PooledClassifier, load_base_model
+    from .modeling import resolve_model_path
+    from .strategies import get_strategy
+
+    source = vector_source(manifest, requested)
+    logger.info("static student: token vectors from the %s's encoder", source)
+    if source == "teacher":
+        model = get_strategy(manifest.strategy).merged_model(teacher, manifest)
+        return model.base if isinstance(model, PooledClassifier) else model.base_model
+    mlm = teacher / MLM_MODEL_DIR
+    return load_base_model(str(mlm) if mlm.is_dir() else resolve_model_path(manifest.base_model))
+
+
+def static_student(teacher: Path, manifest: RunManifest, tokenizer, options: DistillConfig):
+    """A :class:`~texttune.heads.PooledClassifier` over model2vec vectors of :func:`vector_encoder`."""
     import torch
     from transformers import AutoConfig
 
     from .heads import ClassifierHead, PooledClassifier
-    from .modeling import resolve_model_path
     from .static_model import StaticEmbeddingConfig, StaticEmbeddingModel
 
-    mlm = teacher / MLM_MODEL_DIR  # --mlm-first: the base the teacher was fine-tuned from
-    base_path = str(mlm) if mlm.is_dir() else resolve_model_path(manifest.base_model)
-    matrix, ignored, normalize = static_embeddings(base_path, tokenizer, pca_dims)
+    encoder = vector_encoder(teacher, manifest, options.static_vectors)
+    matrix, ignored, normalize = static_embeddings(encoder, tokenizer, options.pca_dims)
     labels = AutoConfig.from_pretrained(str(teacher))  # the label names and problem type
     config = StaticEmbeddingConfig(
         vocab_size=matrix.shape[0],
@@ -395,7 +419,7 @@ class TokenRows:
 def train_static_student(teacher, manifest, predictor, targets: Targets, validation: Targets, options):
     """Build the static student and train it, keeping the best epoch on validation: the token vectors with
     the head (at a tenth of its rate), or with ``--no-train-vectors`` the head alone on cached text vectors."""
-    model = static_student(teacher, manifest, predictor.tokenizer, options.pca_dims)
+    model = static_student(teacher, manifest, predictor.tokenizer, options)
     if options.train_vectors:
         model.base.requires_grad_(True)
         module, inputs = model, lambda t: TokenRows(predictor, t.texts, t.pairs)
@@ -586,7 +610,8 @@ def student_run_manifest(
     """The teacher's manifest with the student's strategy, parameter counts and ``distillation`` record."""
     from .modeling import count_parameters
 
-    strategy = "freeze" if options.student_layers() is None else "full"
+    static = options.student_layers() is None
+    strategy = "freeze" if static else "full"
     config = copy.deepcopy(manifest.config)
     config.setdefault("strategy", {})["strategy"] = strategy
     trainable, total = count_parameters(model)
@@ -605,7 +630,8 @@ def student_run_manifest(
             "student": options.student,
             "temperature": options.temperature,
             "alpha": options.alpha,
-            "train_vectors": options.train_vectors and options.student_layers() is None,
+            "train_vectors": options.train_vectors and static,
+            "static_vectors": vector_source(manifest, options.static_vectors) if static else None,
             "train_rows": len(targets.texts) - unlabelled,
             "unlabelled_rows": unlabelled,
             "teacher_strategy": manifest.strategy,
