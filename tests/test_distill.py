@@ -347,8 +347,20 @@ def test_distill_help_lists_its_options(capsys):
         main(["distill", "--help"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
-    for flag in ("--output", "--student", "--unlabelled", "--temperature", "--alpha", "--overwrite"):
+    flags = ("--output", "--student", "--unlabelled", "--temperature", "--alpha", "--overwrite")
+    for flag in (*flags, "--static-vectors"):
         assert flag in out
+
+
+def test_unknown_static_vectors_exit_2_in_one_line(teacher, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["distill", teacher, "--output", str(tmp_path / "s"), "--static-vectors", "fine"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "--static-vectors: invalid choice: 'fine'" in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ConfigError, match="--static-vectors 'fine' is not one of teacher, base"):
+        DistillConfig(output=str(tmp_path / "s"), static_vectors="fine")
 
 
 @pytest.fixture(scope="module")
