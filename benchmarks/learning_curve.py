@@ -16,6 +16,8 @@ JSONL file as they come, so an interrupted run keeps what it measured and --tabl
     python benchmarks/learning_curve.py --table-only --results runs/learning_curve.jsonl
     python benchmarks/learning_curve.py --datasets chinese_reviews --sizes 4000 --seeds 1 --test-rows 1737 \
         --methods tfidf,freeze,lora,full --model multilingual-e5-small --tfidf char --results runs/zh.jsonl
+    python benchmarks/learning_curve.py --datasets chinese_reviews --sizes all --test-rows 1737 \
+        --methods tfidf,full --model multilingual-e5-small --tfidf char --max-length 256
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ def texttune_run(
     seed: int,
     model: str = "minilm",
     learning_rate: float | None = None,
+    max_length: int = 128,
 ) -> tuple[float, float]:
     from texttune import DataConfig, ModelConfig, RunConfig, TrainConfig, train
     from texttune.config import StrategyConfig
@@ -99,7 +102,7 @@ def texttune_run(
         data=DataConfig(
             data=str(files["train"]), validation=str(files["validation"]), test=str(files["test"])
         ),
-        model=ModelConfig(model=model, max_length=128, pooling=fixed.get("pooling", "auto")),
+        model=ModelConfig(model=model, max_length=max_length, pooling=fixed.get("pooling", "auto")),
         train=TrainConfig(
             output=str(folder),
             overwrite=True,
@@ -139,7 +142,7 @@ def measure(dataset: str, size: str, seed: int, methods, args: argparse.Namespac
             accuracy, seconds = tfidf(train, test, args.tfidf)
         else:
             accuracy, seconds = texttune_run(
-                method, files, work / method, seed, args.model, args.learning_rate
+                method, files, work / method, seed, args.model, args.learning_rate, args.max_length
             )
         row = dict(
             dataset=dataset, size=size, seed=seed, method=method, model=args.model, rows=len(train), test_rows=len(test),
@@ -147,6 +150,8 @@ def measure(dataset: str, size: str, seed: int, methods, args: argparse.Namespac
         )  # fmt: skip
         if args.learning_rate and method != "tfidf":
             row["learning_rate"] = args.learning_rate
+        if args.max_length != 128 and method != "tfidf":
+            row["max_length"] = args.max_length
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows
@@ -210,6 +215,7 @@ def main() -> None:
     parser.add_argument(
         "--learning-rate", type=float, help="instead of the default learning rate (transformer methods)"
     )
+    parser.add_argument("--max-length", type=int, default=128, help="tokens per text (transformer methods)")
     parser.add_argument("--results", default="runs/learning_curve.jsonl", help="JSONL file results go to")
     parser.add_argument("--table-only", action="store_true", help="print the table of --results and stop")
     args = parser.parse_args()
