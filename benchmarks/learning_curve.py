@@ -37,6 +37,8 @@ METHODS = ("tfidf", "bert-recipe", "freeze", "setfit", "lora", "full")
 #: texttune before its data-size recipe: full fine-tuning from BERT's pooler, batch 32, 3 epochs, any data size.
 BERT_RECIPE = {"pooling": "pooler", "batch_size": 32, "epochs": 3.0}
 SIZES = ("8", "32", "128", "1000", "all")
+#: Tokens per text of the transformer methods unless --max-length says otherwise.
+MAX_LENGTH = 128
 DATASETS = ("rotten_tomatoes", "sms_spam", "tweet_sentiment")
 #: Sizes given per class (the few-shot regime) rather than as a total number of rows.
 PER_CLASS = {"8", "32", "128"}
@@ -92,7 +94,7 @@ def texttune_run(
     seed: int,
     model: str = "minilm",
     learning_rate: float | None = None,
-    max_length: int = 128,
+    max_length: int = MAX_LENGTH,
 ) -> tuple[float, float]:
     from texttune import DataConfig, ModelConfig, RunConfig, TrainConfig, train
     from texttune.config import StrategyConfig
@@ -150,7 +152,7 @@ def measure(dataset: str, size: str, seed: int, methods, args: argparse.Namespac
         )  # fmt: skip
         if args.learning_rate and method != "tfidf":
             row["learning_rate"] = args.learning_rate
-        if args.max_length != 128 and method != "tfidf":
+        if args.max_length != MAX_LENGTH and method != "tfidf":
             row["max_length"] = args.max_length
         print(json.dumps(row), flush=True)
         rows.append(row)
@@ -215,7 +217,9 @@ def main() -> None:
     parser.add_argument(
         "--learning-rate", type=float, help="instead of the default learning rate (transformer methods)"
     )
-    parser.add_argument("--max-length", type=int, default=128, help="tokens per text (transformer methods)")
+    parser.add_argument(
+        "--max-length", type=int, default=MAX_LENGTH, help="tokens per text (transformer methods)"
+    )
     parser.add_argument("--results", default="runs/learning_curve.jsonl", help="JSONL file results go to")
     parser.add_argument("--table-only", action="store_true", help="print the table of --results and stop")
     args = parser.parse_args()
