@@ -3,10 +3,12 @@ from __future__ import annotations
 import random
 
 import pytest
+import torch
 
 from texttune import TrainConfig, train
 from texttune.batching import TokenBudgetBatchSampler, token_budget_batches
 from texttune.errors import ConfigError
+from texttune.trainer import micro_batches
 
 
 def test_token_budget_batches_cover_every_text_once_within_budget():
@@ -52,3 +54,91 @@ def test_training_with_a_token_budget(tiny_bert, reviews_csv, tmp_path, run_conf
     # 45 training texts of 7-16 tokens, 10-22 per batch: 3-5 steps per epoch (batch 32 would give 2)
     assert 2 * 3 <= steps[-1] <= 2 * 5
     assert result.metrics["samples"] == 15
+
+
+def test_micro_batches_slice_rows_within_the_budget():
+    batch = {
+        "input_ids": torch.arange(50).view(5, 10),
+        "attention_mask": torch.ones(5, 10),
+        "labels": torch.arange(5),
+        "scale": torch.tensor(2.0),  # not one value per row: every slice gets it whole
+    }
+    parts = micro_batches(batch, 20)
+    assert [part["labels"].tolist() for part in parts] == [[0, 1], [2, 3], [4]]
+    assert torch.equal(torch.cat([part["input_ids"] for part in parts]), batch["input_ids"])
+    assert all(part["scale"] is batch["scale"] for part in parts)
+    assert micro_batches(batch, 50) == [batch]  # within the budget
+    assert micro_batches(batch, 0) == [batch]  # 0: never sliced
+    assert [len(p["labels"]) for p in micro_batches(batch, 3)] == [1] * 5  # a row over the budget: alone
+    assert micro_batches({"features": torch.zeros(5, 99)}, 20)[0]["features"].shape == (5, 99)
+
+
+def _gradients(model_path, tmp_path, inputs, *, micro_batch_tokens, accumulation=1, class_weights=None):
+    """The gradient of one training step of a dropout-free tiny classifier on ``inputs``, and the loss."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification, TrainingArguments
+
+    from texttune.imbalance import make_weighted_loss
+    from texttune.trainer import make_trainer
+
+    torch.manual_seed(0)
+    config = AutoConfig.from_pretrained(model_path, num_labels=2, pad_token_id=0)
+    for dropout in ("hidden_dropout_prob", "attention_probs_dropout_prob", "attention_dropout"):
+        if hasattr(config, dropout):
+            setattr(config, dropout, 0.0)
+    model = AutoModelForSequenceClassification.from_pretrained(model_path, config=config)
+    args = TrainingArguments(
+        output_dir=str(tmp_path), use_cpu=True, report_to=[], gradient_accumulation_steps=accumulation
+    )
+    trainer = make_trainer(
+        model,
+        args,
+        train_dataset=[],
+        compute_loss=make_weighted_loss("single_label", class_weights) if class_weights else None,
+        micro_batch_tokens=micro_batch_tokens,
+        progress=False,
+    )
+    # as Trainer's loop does: count the labels of the accumulated batches, then step
+    trainer.current_gradient_accumulation_steps = accumulation
+    count = trainer._get_num_items_in_batch([inputs] * accumulation, args.device)
+    loss = trainer.training_step(model, dict(inputs), count)
+    return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}, loss.item()
+
+
+@pytest.mark.parametrize("class_weights", [None, [1.0, 3.0]], ids=["model-loss", "weighted-loss"])
+def test_a_sliced_batch_gives_the_whole_batch_gradient(tiny_bert, class_weights, tmp_path):
+    generator = torch.Generator().manual_seed(1)
+    inputs = {
+        "input_ids": torch.randint(5, 60, (7, 12), generator=generator),
+        "attention_mask": torch.ones(7, 12, dtype=torch.long),
+        "labels": torch.tensor([0, 1, 1, 0, 1, 0, 0]),
+    }
+    inputs["attention_mask"][:3, 9:] = 0  # some padding
+    whole, whole_loss = _gradients(
+        tiny_bert, tmp_path, inputs, micro_batch_tokens=0, class_weights=class_weights
+    )
+    # 24 tokens per slice: slices of 2, 2, 2 and 1 rows
+    sliced, sliced_loss = _gradients(
+        tiny_bert, tmp_path, inputs, micro_batch_tokens=24, class_weights=class_weights
+    )
+    assert sliced_loss == pytest.approx(whole_loss, rel=1e-5)
+    assert whole.keys() == sliced.keys() and len(whole) > 10
+    for name, gradient in whole.items():
+        assert torch.allclose(sliced[name], gradient, rtol=1e-4, atol=1e-7), name
+    # with two accumulated batches, each one's loss is half its mean, sliced or not
+    for tokens in (0, 24):
+        halved, halved_loss = _gradients(
+            tiny_bert,
+            tmp_path,
+            inputs,
+            micro_batch_tokens=tokens,
+            accumulation=2,
+            class_weights=class_weights,
+        )
+        assert halved_loss == pytest.approx(whole_loss / 2, rel=1e-5)
+        for name, gradient in whole.items():
+            assert torch.allclose(halved[name], gradient / 2, rtol=1e-4, atol=1e-7), name
+
+
+def test_micro_batch_tokens_must_not_be_negative():
+    with pytest.raises(ConfigError, match="--micro-batch-tokens must not be negative, got -1"):
+        TrainConfig(micro_batch_tokens=-1)

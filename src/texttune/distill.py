@@ -595,6 +595,7 @@ def train_layer_student(
             tokenizer=tokenizer,
             collator=make_collator(tokenizer),
             compute_loss=packed_loss(manifest.task, options.temperature, options.alpha),
+            micro_batch_tokens=config.train.micro_batch_tokens,
             progress=config.train.progress,
         )
         trainer.train()

@@ -67,9 +67,8 @@ def resolve_class_weights(spec: str, task: str, label_names: Sequence[str], labe
 def make_weighted_loss(task: str, weights: Sequence[float]):
     """A ``compute_loss_func`` for ``Trainer`` that applies ``weights`` (see the module docstring).
 
-    The Trainer passes ``num_items_in_batch`` (labels in the whole accumulated batch, over all processes)
-    when it can; the loss is then a sum divided by it, so gradient accumulation and DDP see the same
-    scale as one large batch.
+    The loss is the batch's mean, as every texttune loss (``TexttuneTrainer`` scales it for gradient
+    accumulation and passes no ``num_items_in_batch``).
     """
     import torch
     import torch.nn.functional as F
@@ -83,9 +82,7 @@ def make_weighted_loss(task: str, weights: Sequence[float]):
             )
         else:
             losses = F.cross_entropy(logits, labels.view(-1), weight=w, reduction="none")
-        total = losses.sum()
-        count = num_items_in_batch if num_items_in_batch is not None else losses.numel()
-        return total / count
+        return losses.mean()
 
     return loss
 

@@ -111,7 +111,13 @@ def pretrain(
     with AtomicDir(output, overwrite=config.overwrite) as tmp:
         args = _arguments(config, tmp / CHECKPOINT_DIR, progress)
         trainer = make_trainer(
-            mlm, args, train_dataset=dataset, collator=collator, tokenizer=tokenizer, progress=progress
+            mlm,
+            args,
+            train_dataset=dataset,
+            collator=collator,
+            tokenizer=tokenizer,
+            micro_batch_tokens=config.micro_batch_tokens,
+            progress=progress,
         )
         started = time.perf_counter()
         result = trainer.train()

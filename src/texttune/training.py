@@ -416,6 +416,7 @@ def build_trainer(prepared: PreparedRun, args, work: Path, callbacks: list | Non
         else None,
         callbacks=callbacks,
         max_tokens_per_batch=train_config.max_tokens_per_batch,
+        micro_batch_tokens=train_config.micro_batch_tokens,
         progress=train_config.progress,
     )
     _point_trackers_at(trainer, work)
