@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import random
 
 import pytest
@@ -105,7 +106,7 @@ def _gradients(model_path, tmp_path, inputs, *, micro_batch_tokens, accumulation
 
 
 @pytest.mark.parametrize("class_weights", [None, [1.0, 3.0]], ids=["model-loss", "weighted-loss"])
-def test_a_sliced_batch_gives_the_whole_batch_gradient(tiny_bert, class_weights, tmp_path):
+def test_a_sliced_batch_gives_the_whole_batch_gradient(tiny_bert, class_weights, tmp_path, caplog):
     generator = torch.Generator().manual_seed(1)
     inputs = {
         "input_ids": torch.randint(5, 60, (7, 12), generator=generator),
@@ -117,8 +118,12 @@ def test_a_sliced_batch_gives_the_whole_batch_gradient(tiny_bert, class_weights,
         tiny_bert, tmp_path, inputs, micro_batch_tokens=0, class_weights=class_weights
     )
     # 24 tokens per slice: slices of 2, 2, 2 and 1 rows
-    sliced, sliced_loss = _gradients(
-        tiny_bert, tmp_path, inputs, micro_batch_tokens=24, class_weights=class_weights
+    with caplog.at_level(logging.INFO, logger="texttune.trainer"):
+        sliced, sliced_loss = _gradients(
+            tiny_bert, tmp_path, inputs, micro_batch_tokens=24, class_weights=class_weights
+        )
+    assert "a batch of 7 texts x 12 tokens runs in 4 slices of the same update (--micro-batch-tokens 24)" in (
+        caplog.text
     )
     assert sliced_loss == pytest.approx(whole_loss, rel=1e-5)
     assert whole.keys() == sliced.keys() and len(whole) > 10

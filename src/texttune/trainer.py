@@ -3,18 +3,21 @@
 ``TexttuneTrainer`` is transformers' ``Trainer`` with a length-grouped data order that a resumed run
 repeats, and which runs a batch of more padded tokens than ``--micro-batch-tokens`` in slices whose
 gradients add up to the batch's (the same update in less memory); ``--max-tokens-per-batch`` swaps in
-token-budget batches. Imported lazily by
-:mod:`texttune.training` and :mod:`texttune.pretraining` (it imports transformers and torch).
+token-budget batches. Imported lazily by :mod:`texttune.training` and :mod:`texttune.pretraining` (it
+imports transformers and torch).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 
 import torch
 from torch.utils.data import Sampler
 from transformers import PrinterCallback, Trainer
 from transformers.trainer_pt_utils import LengthGroupedSampler
+
+logger = logging.getLogger(__name__)
 
 
 class EpochSeededSampler(Sampler):
@@ -90,6 +93,7 @@ class TexttuneTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.micro_batch_tokens = micro_batch_tokens
         self._loss_weight = 1.0
+        self._said_sliced = False
 
     # Overridden to turn the label count off (see loss_is_scaled_for_ga).
     def _get_num_items_in_batch(self, batch_samples, device):
@@ -110,6 +114,15 @@ class TexttuneTrainer(Trainer):
         if len(parts) == 1:
             return super().training_step(model, inputs, num_items_in_batch)
         rows, total = len(inputs["input_ids"]), 0.0
+        if not self._said_sliced:
+            self._said_sliced = True
+            logger.info(
+                "a batch of %d texts x %d tokens runs in %d slices of the same update (--micro-batch-tokens %d)",
+                rows,
+                inputs["input_ids"].shape[1],
+                len(parts),
+                self.micro_batch_tokens,
+            )
         try:
             for index, part in enumerate(parts):
                 self._loss_weight = len(part["input_ids"]) / rows
