@@ -331,6 +331,23 @@ def test_teacher_data_that_is_gone_is_named(teacher, tmp_path, capsys):
     assert not (tmp_path / "s").exists() and not (tmp_path / ".s.partial").exists()
 
 
+def test_base_vectors_of_a_base_model_that_is_gone_are_named(teacher, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "teacher"
+    shutil.copytree(teacher, copy)
+    manifest = json.loads((copy / "texttune.json").read_text())
+    manifest["base_model"] = str(tmp_path / "gone-model")
+    (copy / "texttune.json").write_text(json.dumps(manifest))
+    argv = ["distill", str(copy), "--output", str(tmp_path / "s"), "--static-vectors", "base"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    last = err.splitlines()[-1]  # the error, after the log of the steps before it
+    assert "Traceback" not in err and f"run {copy} needs its base model '{tmp_path / 'gone-model'}'" in last
+    assert last.endswith("restore it, or take the vectors from the run itself with --static-vectors teacher")
+    assert not (tmp_path / "s").exists() and not (tmp_path / ".s.partial").exists()
+
+
 def test_missing_model2vec_names_the_install_command(teacher, tmp_path, monkeypatch):
     import sys
 

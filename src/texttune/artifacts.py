@@ -290,6 +290,27 @@ def read_manifest(run: str | Path) -> RunManifest:
     return manifest
 
 
+def base_model_path(folder: Path, manifest, fix: str) -> str:
+    """The model the run in ``folder`` was fine-tuned from: its continued-pretraining model
+    (``mlm_model/``) if it has one, else ``manifest.base_model``.
+
+    Raises:
+        ModelError: The base model cannot be loaded; the message names the run, the model and ``fix``.
+    """
+    from .modeling import resolve_model_path
+
+    adapted = folder / MLM_MODEL_DIR
+    if adapted.is_dir():
+        return str(adapted)
+    try:
+        return resolve_model_path(manifest.base_model)
+    except ModelError as exc:
+        raise ModelError(
+            f"the {manifest.strategy} run {folder} needs its base model {manifest.base_model!r}, "
+            f"which cannot be loaded ({exc}); {fix}"
+        ) from None
+
+
 def require_files(folder: Path, names: list[str]) -> None:
     missing = [name for name in names if not (folder / name).exists()]
     if missing:

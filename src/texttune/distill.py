@@ -36,11 +36,11 @@ import numpy as np
 
 from .artifacts import (
     METRICS_FILE,
-    MLM_MODEL_DIR,
     TEST_METRICS_FILE,
     VALIDATION_DATA_FILE,
     AtomicDir,
     RunManifest,
+    base_model_path,
     check_output_dir,
     read_json,
     read_manifest,
@@ -338,7 +338,6 @@ def vector_encoder(teacher: Path, manifest: RunManifest, requested: str):
     towards the task. ``base``: the model the run was fine-tuned from (its ``--mlm-first`` model if any).
     """
     from .heads import PooledClassifier, load_base_model
-    from .modeling import resolve_model_path
     from .strategies import get_strategy
 
     source = vector_source(manifest, requested)
@@ -346,8 +345,8 @@ def vector_encoder(teacher: Path, manifest: RunManifest, requested: str):
     if source == "teacher":
         model = get_strategy(manifest.strategy).merged_model(teacher, manifest)
         return model.base if isinstance(model, PooledClassifier) else model.base_model
-    mlm = teacher / MLM_MODEL_DIR
-    return load_base_model(str(mlm) if mlm.is_dir() else resolve_model_path(manifest.base_model))
+    fix = "restore it, or take the vectors from the run itself with --static-vectors teacher"
+    return load_base_model(base_model_path(teacher, manifest, fix))
 
 
 def static_student(teacher: Path, manifest: RunManifest, tokenizer, options: DistillConfig):

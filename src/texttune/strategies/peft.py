@@ -142,12 +142,13 @@ class PeftStrategy(Strategy):
             ADAPTER_WEIGHTS_FILE,
             HEAD_CONFIG_FILE,
             MODEL_CONFIG_FILE,
+            base_model_path,
             require_files,
         )
         from ..heads import PooledClassifier
 
         require_files(folder, [MODEL_CONFIG_FILE, ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE])
-        base = base_model_path(folder, manifest)
+        base = base_model_path(folder, manifest, "restore it or export a merged model while it exists")
         if (folder / HEAD_CONFIG_FILE).is_file():
             # The trained head is in the adapter file: build the classifier around the base, then attach.
             model = PooledClassifier.from_pretrained(folder, base=base, head_weights=False, **kwargs)
@@ -164,23 +165,6 @@ class PeftStrategy(Strategy):
         model = self.load(folder, manifest)
         _unwrap_modules_to_save(model)
         return model.merge_and_unload()
-
-
-def base_model_path(folder: Path, manifest) -> str:
-    """The base model an adapter run was trained on; the message names the path when it is gone."""
-    from ..artifacts import MLM_MODEL_DIR
-    from ..modeling import resolve_model_path
-
-    adapted = folder / MLM_MODEL_DIR
-    if adapted.is_dir():
-        return str(adapted)
-    try:
-        return resolve_model_path(manifest.base_model)
-    except ModelError as exc:
-        raise ModelError(
-            f"the {manifest.strategy} run {folder} needs its base model {manifest.base_model!r}, "
-            f"which cannot be loaded ({exc}); restore it or export a merged model while it exists"
-        ) from None
 
 
 def _is_pooled(model) -> bool:
