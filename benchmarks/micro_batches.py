@@ -103,7 +103,10 @@ def main() -> int:
     args = parser.parse_args()
     if not args.settings.startswith("0,"):
         parser.error("--settings must start with 0 (whole batches), which the others are compared to")
+    import torch
+
     from texttune.hardware import describe_machine
+    from texttune.trainer import micro_batches
 
     print(describe_machine(), flush=True)
     from transformers import AutoTokenizer
@@ -133,8 +136,7 @@ def main() -> int:
             print(f"{tokens:>21}  killed for lack of memory", flush=True)
             whole = whole or (float("nan"), float("nan"))
             continue
-        per_slice = max(1, tokens // args.max_length) if tokens else args.batch_size
-        slices = -(-args.batch_size // per_slice)
+        slices = len(micro_batches({"input_ids": torch.zeros(args.batch_size, args.max_length)}, tokens))
         step = out["seconds"] / args.steps
         whole = whole or (out["peak_rss_mb"], step)
         print(
