@@ -397,6 +397,68 @@ def test_pretrain_then_train_and_mlm_first(tiny_bert, small_csv, tmp_path, capsy
     np.testing.assert_allclose(Predictor.load(result.output).logits(TEXTS), memory.logits(TEXTS), atol=1e-6)
 
 
+def test_pretraining_takes_the_fine_tuning_precision(tiny_bert, small_csv, tmp_path, capsys, monkeypatch):
+    from texttune import pretraining
+    from texttune.config import PretrainConfig, RunConfig
+    from texttune.training import _continue_pretraining
+
+    def arguments(**options):
+        config = PretrainConfig(data="texts.txt", output=str(tmp_path / "o"), use_cpu=True, **options)
+        return pretraining._arguments(config, tmp_path / "checkpoints", progress=False)
+
+    assert arguments(precision="bf16").bf16 and arguments(precision="bf16").use_cpu
+    assert not arguments(precision="fp32").bf16
+    corpus = tmp_path / "domain.txt"
+    corpus.write_text("good fun\nawful plot\n", encoding="utf-8")
+    args = ["pretrain", "--data", str(corpus), "--model", tiny_bert, "--output", str(tmp_path / "o")]
+    assert main([*args, "--precision", "fp16", "--use-cpu", "--quiet"]) == 2
+    assert "--precision fp16 needs a CUDA GPU" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+    seen = {}
+    monkeypatch.setattr(pretraining, "pretrain", lambda *args, **options: seen.update(options))
+    config = RunConfig.from_dict(
+        {"data": small_csv, "model": tiny_bert, "mlm_first": str(corpus), "precision": "fp32"}
+    )
+    _continue_pretraining(config, tiny_bert, tmp_path / "run")
+    assert seen["precision"] == "fp32" and seen["micro_batch_tokens"] == config.train.micro_batch_tokens
+
+
+@pytest.mark.parametrize("model", ["tiny_bert", "tiny_distilbert"])
+def test_masked_lm_scores_only_the_masked_positions(model, request):
+    from transformers import AutoModelForMaskedLM, AutoTokenizer, DataCollatorForLanguageModeling
+
+    from texttune.pretraining import logits_at_masked_positions_only
+
+    path = request.getfixturevalue(model)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    collate = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.3, seed=0)
+    batch = collate([tokenizer(t) for t in TEXTS * 3])
+    masked = int((batch["labels"] != -100).sum())
+    assert 0 < masked < batch["labels"].numel()
+
+    def loss_and_gradients(hooked: bool):
+        torch.manual_seed(0)
+        mlm = AutoModelForMaskedLM.from_pretrained(path)
+        scored = []
+        decoder = mlm.get_output_embeddings()
+        decoder.register_forward_hook(lambda module, args, output: scored.append(output.shape[:-1].numel()))
+        hooks = logits_at_masked_positions_only(mlm) if hooked else []
+        loss = mlm(**batch).loss
+        loss.backward()
+        for hook in hooks:
+            hook.remove()
+        return loss, {n: p.grad for n, p in mlm.named_parameters() if p.grad is not None}, scored[0]
+
+    loss, gradients, scored = loss_and_gradients(hooked=True)
+    plain_loss, plain_gradients, plain_scored = loss_and_gradients(hooked=False)
+    assert scored == masked and plain_scored == batch["labels"].numel()
+    torch.testing.assert_close(loss, plain_loss)
+    assert gradients.keys() == plain_gradients.keys()
+    for name, gradient in gradients.items():
+        torch.testing.assert_close(gradient, plain_gradients[name], atol=1e-6, rtol=1e-4, msg=name)
+
+
 def test_pretrain_refuses_decoder_models(tiny_gpt2, tmp_path, capsys):
     corpus = tmp_path / "domain.txt"
     corpus.write_text("good fun\nawful plot\n", encoding="utf-8")

@@ -53,6 +53,17 @@ def micro_batch_tokens_field():
     )
 
 
+def precision_field():
+    """``--precision``, shared by fine-tuning and masked-LM pretraining."""
+    return field(
+        default="auto",
+        metadata={
+            "help": "fp32, fp16 or bf16 (autocast; weights stay fp32). auto: bf16 on GPUs and on CPUs with "
+            "native bf16 (AVX512-BF16 or AMX), fp16 on older GPUs, fp32 on other CPUs."
+        },
+    )
+
+
 @dataclass
 class DataConfig:
     """Where the data comes from and how its columns map to texts and labels."""
@@ -229,13 +240,7 @@ class TrainConfig:
         metadata={"help": "Accumulate gradients over this many batches before each optimizer step."},
     )
     seed: int = field(default=42, metadata={"help": "Random seed for model initialisation and data order."})
-    precision: str = field(
-        default="auto",
-        metadata={
-            "help": "fp32, fp16 or bf16 (autocast; weights stay fp32). auto: bf16 on GPUs and on CPUs with "
-            "native bf16 (AVX512-BF16 or AMX), fp16 on older GPUs, fp32 on other CPUs."
-        },
-    )
+    precision: str = precision_field()
     metric_for_best_model: str | None = field(
         default=None,
         metadata={
@@ -696,6 +701,7 @@ class PretrainConfig:
         metadata={"help": "Truncate texts to this many tokens (default: the model's limit, at most 512)."},
     )
     micro_batch_tokens: int = micro_batch_tokens_field()
+    precision: str = precision_field()
     mlm_probability: float = field(default=0.15, metadata={"help": "Share of tokens masked."})
     whole_word_mask: bool = field(default=False, metadata={"help": "Mask whole words, not word pieces."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Use at most this many texts."})
@@ -715,6 +721,7 @@ class PretrainConfig:
         require_positive(self, ("max_train_samples",), what="a positive number")
         require_at_least(self, "max_length", 8)
         require_non_negative(self, ("micro_batch_tokens",))
+        require_choice(self, "precision", PRECISIONS)
         require_fraction(self, ("mlm_probability",), open_low=True)
 
 

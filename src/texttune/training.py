@@ -119,6 +119,21 @@ def precision_flags(precision: str, use_cpu: bool) -> dict[str, bool]:
     return {precision: True}
 
 
+def device_arguments(precision: str, use_cpu: bool) -> dict[str, bool]:
+    """The ``TrainingArguments`` that place training: device, mixed precision, pinned memory.
+
+    Shared by fine-tuning and masked-LM pretraining, so ``--precision`` means the same in both.
+    """
+    flags = precision_flags(precision, use_cpu)
+    on_gpu = _on_gpu(use_cpu)
+    return {
+        # TrainingArguments refuses bf16 without a GPU unless told the CPU is meant; DDP without CUDA needs it.
+        "use_cpu": use_cpu or needs_cpu_backend() or (bool(flags) and not on_gpu),
+        "dataloader_pin_memory": on_gpu,  # pinned memory only helps host-to-GPU copies
+        **flags,
+    }
+
+
 def build_training_arguments(config: RunConfig, output_dir: Path, task: str, has_validation: bool):
     """Map our :class:`TrainConfig` onto ``TrainingArguments``."""
     from transformers import TrainingArguments
@@ -130,7 +145,6 @@ def build_training_arguments(config: RunConfig, output_dir: Path, task: str, has
     save = {"save_strategy": "steps", "save_steps": train.save_steps} if train.save_steps else {}
     save = save or {"save_strategy": "epoch"}
     evaluation = {"eval_strategy": "no"}
-    precision = precision_flags(train.precision, train.use_cpu)
     if has_validation:
         evaluation = {"eval_strategy": save["save_strategy"]}
         if train.save_steps:
@@ -157,12 +171,9 @@ def build_training_arguments(config: RunConfig, output_dir: Path, task: str, has
         logging_first_step=True,
         disable_tqdm=not train.progress,
         report_to=[t.strip() for t in train.report_to.split(",")] if train.report_to != "none" else "none",
-        # TrainingArguments refuses bf16 without a GPU unless told the CPU is meant; DDP without CUDA needs it too.
-        use_cpu=train.use_cpu or needs_cpu_backend() or (bool(precision) and not _on_gpu(train.use_cpu)),
-        dataloader_pin_memory=_on_gpu(train.use_cpu),  # pinned memory only helps host-to-GPU copies
         fsdp=train.fsdp,
         deepspeed=train.deepspeed,
-        **precision,
+        **device_arguments(train.precision, train.use_cpu),
     )
 
 
@@ -614,6 +625,8 @@ def _continue_pretraining(config: RunConfig, model_path: str, output: Path) -> P
         max_length=config.model.max_length,
         mlm_probability=options.mlm_probability,
         whole_word_mask=options.whole_word_mask,
+        micro_batch_tokens=config.train.micro_batch_tokens,
+        precision=config.train.precision,
         seed=config.train.seed,
         progress=config.train.progress,
         use_cpu=config.train.use_cpu,
