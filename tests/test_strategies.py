@@ -424,6 +424,23 @@ def test_pretraining_takes_the_fine_tuning_precision(tiny_bert, small_csv, tmp_p
     assert seen["precision"] == "fp32" and seen["micro_batch_tokens"] == config.train.micro_batch_tokens
 
 
+def test_pretraining_keeps_the_checkpoints_pooling(tiny_bert_mean, tiny_bert, small_csv, tmp_path, run_config):
+    from texttune import pretrain
+    from texttune.modeling import checkpoint_pooling
+
+    corpus = tmp_path / "domain.txt"
+    corpus.write_text("good fun\nawful plot\nfine acting\n", encoding="utf-8")
+    adapted = pretrain(str(corpus), tiny_bert_mean, tmp_path / "adapted", progress=False, use_cpu=True).output
+    assert checkpoint_pooling(str(adapted)) == "mean"
+    assert not (adapted / "2_Normalize").exists()  # the pooling record only
+    plain = pretrain(str(corpus), tiny_bert, tmp_path / "plain", progress=False, use_cpu=True).output
+    assert checkpoint_pooling(str(plain)) is None and not (plain / "modules.json").exists()
+
+    options = StrategyConfig(strategy="full", mlm_first=str(corpus), mlm_epochs=1.0)
+    run = train(run_config(tiny_bert_mean, small_csv, tmp_path / "run", strategy=options)).output
+    assert json.loads((run / "head.json").read_text())["pooling"] == "mean"  # not the pooler
+
+
 @pytest.mark.parametrize("model", ["tiny_bert", "tiny_distilbert"])
 def test_masked_lm_scores_only_the_masked_positions(model, request):
     from transformers import AutoModelForMaskedLM, AutoTokenizer, DataCollatorForLanguageModeling

@@ -134,6 +134,27 @@ def checkpoint_pooling(model_path: str) -> str | None:
     return chosen[0]
 
 
+def copy_pooling_record(model_path: str, folder: Path) -> str | None:
+    """Write the pooling record of a sentence-transformers checkpoint into a model folder made from it.
+
+    A folder written by ``save_pretrained`` (masked-LM pretraining's, say) holds no ``modules.json``, so
+    ``--pooling auto`` would classify from the architecture's pooler instead of the pooling the checkpoint
+    was trained with. This writes its ``modules.json`` (the transformer and the pooling module) and the
+    pooling module's ``config.json``. Returns the pooling rule carried over, or None (nothing written).
+    """
+    rule = checkpoint_pooling(model_path)
+    if rule is None:
+        return None
+    modules = _checkpoint_json(model_path, "modules.json")
+    kept = [m for m in modules if str(m.get("type", "")).endswith((".Transformer", ".Pooling"))]
+    pooling = next(m["path"] for m in kept if str(m.get("type", "")).endswith(".Pooling"))
+    (folder / pooling).mkdir(parents=True, exist_ok=True)
+    (folder / "modules.json").write_text(json.dumps(kept, indent=2), encoding="utf-8")
+    settings = _checkpoint_json(model_path, f"{pooling}/config.json")
+    (folder / pooling / "config.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
+    return rule
+
+
 def _checkpoint_json(model_path: str, name: str):
     folder = Path(model_path)
     try:

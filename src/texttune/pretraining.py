@@ -99,6 +99,7 @@ def pretrain(
     """
     from .artifacts import CHECKPOINT_DIR, AtomicDir, check_output_dir
     from .config import PretrainConfig
+    from .modeling import copy_pooling_record
     from .trainer import make_trainer
 
     config = PretrainConfig(data=data, model=model, output=str(output), **options)
@@ -106,7 +107,7 @@ def pretrain(
     texts = read_texts(data, text_column=config.text_column, encoding=config.encoding)
     if config.max_train_samples and len(texts) > config.max_train_samples:
         texts = random.Random(config.seed).sample(texts, config.max_train_samples)
-    tokenizer, mlm = _masked_lm(config)
+    model_path, tokenizer, mlm = _masked_lm(config)
     dataset, collator = _masked_batches(texts, tokenizer, config)
     hooks = logits_at_masked_positions_only(mlm)
     with AtomicDir(output, overwrite=config.overwrite) as tmp:
@@ -127,13 +128,15 @@ def pretrain(
             hook.remove()
         mlm.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
+        copy_pooling_record(model_path, tmp)  # fine-tuning then pools the way the model was trained
         shutil.rmtree(tmp / CHECKPOINT_DIR, ignore_errors=True)
     logger.info("masked-LM model written to %s (loss %.3f)", output, result.training_loss)
     return PretrainResult(output=output, texts=len(texts), train_seconds=seconds, loss=result.training_loss)
 
 
 def _masked_lm(config):
-    """The tokenizer and masked-LM model of ``config.model``; refuses models that cannot do masked LM."""
+    """The resolved path, tokenizer and masked-LM model of ``config.model``; refuses models that cannot do
+    masked LM."""
     from transformers import AutoModelForMaskedLM
 
     from .modeling import check_safetensors, resolve_model_path
@@ -158,7 +161,7 @@ def _masked_lm(config):
             f"{config.model!r} cannot be loaded as a masked-LM model ({str(exc).splitlines()[0]}); use a "
             "BERT-style model"
         ) from exc
-    return tokenizer, mlm
+    return model_path, tokenizer, mlm
 
 
 def logits_at_masked_positions_only(mlm) -> list[Any]:
