@@ -424,7 +424,9 @@ def test_pretraining_takes_the_fine_tuning_precision(tiny_bert, small_csv, tmp_p
     assert seen["precision"] == "fp32" and seen["micro_batch_tokens"] == config.train.micro_batch_tokens
 
 
-def test_pretraining_keeps_the_checkpoints_pooling(tiny_bert_mean, tiny_bert, small_csv, tmp_path, run_config):
+def test_pretraining_keeps_the_checkpoints_pooling(
+    tiny_bert_mean, tiny_bert, small_csv, tmp_path, run_config
+):
     from texttune import pretrain
     from texttune.modeling import checkpoint_pooling
 
