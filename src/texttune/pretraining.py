@@ -169,7 +169,7 @@ def logits_at_masked_positions_only(mlm) -> list[Any]:
 
     A masked-LM model scores every position against the whole vocabulary, though only the masked ~15% have
     labels. With a large vocabulary that layer is most of the work: for ``multilingual-e5-small`` (384
-    wide, 250,002 pieces) it is about 4x the twelve transformer layers per position. The hooks take the
+    wide, 250,002 pieces) it is about 4.5x the twelve transformer layers per position. The hooks take the
     labels out of the call, give the output layer only the rows of the masked positions, and add the same
     loss the model computes (cross-entropy averaged over the masked tokens). A model whose output layer is
     not a plain ``Linear`` is left as it is (empty list).
