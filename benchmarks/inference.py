@@ -6,8 +6,9 @@ For each dataset (default `rotten_tomatoes` and `tweet_sentiment`):
 1. a teacher: the built-in `minilm` fine-tuned on --train-rows labelled training rows (or --teacher
    DATASET=RUN), exported to ONNX fp32 and to ONNX int8 (with the export's accuracy check);
 2. its students, distilled on the teacher's soft labels over those rows plus --unlabelled-rows other
-   training texts given without labels: `static` (model2vec token vectors + a linear head) and `layers:2`
-   (the teacher's first two layers), the latter exported to ONNX int8;
+   training texts given without labels: `static` (model2vec token vectors: their mean and 3-token
+   filters, then a linear head) and `layers:2` (the teacher's first two layers), the latter exported to
+   ONNX int8;
 3. TF-IDF + logistic regression fitted on the same labelled rows;
 4. every system classifies the same test texts at batch 1 and batch 256 (interleaved rounds, the best
    of each kept); samples/s and test accuracy are printed, with the ratios the targets are stated in.

@@ -63,6 +63,7 @@ def test_static_student_is_a_run_that_predicts_like_its_teacher(teacher, student
         "0": "negative",
         "1": "positive",
     }
+    assert config["conv_channels"] == manifest.distillation["conv_channels"] == 256  # the default
     assert student.metrics["accuracy"] >= 0.8 and student.teacher_metrics["accuracy"] >= 0.9
     assert student.train_rows == 60 and student.unlabelled_rows == 0
 
@@ -87,7 +88,8 @@ def _vectors_and_model2vecs_of(encoder, student_folder):
     static = distill_from_model(encoder, predictor.tokenizer, quantize_to="float32")
     batch = predictor.tokenizer(CLEAR, padding=True, return_tensors="pt")
     with torch.no_grad():
-        return predictor.model.pooled(**batch).numpy(), static.encode(CLEAR)
+        pooled = predictor.model.pooled(**batch).numpy()  # the mean, then the filters' maxima
+    return pooled[:, : predictor.model.base.config.hidden_size], static.encode(CLEAR)
 
 
 def _assert_vectors_are_model2vecs_of(encoder, student_folder) -> None:
@@ -197,6 +199,51 @@ def test_train_vectors_moves_the_token_vectors_and_keeps_the_teacher(teacher, st
         np.testing.assert_allclose(loaded.logits(CLEAR), result.model(**batch).logits.numpy(), atol=1e-5)
 
 
+def _static_model(conv_channels: int):
+    import torch
+
+    from texttune.static_model import StaticEmbeddingConfig, StaticEmbeddingModel
+
+    torch.manual_seed(0)
+    config = StaticEmbeddingConfig(
+        vocab_size=12, hidden_size=8, ignored_token_ids=[0, 1], conv_channels=conv_channels
+    )
+    return StaticEmbeddingModel(config).eval()
+
+
+def test_the_convolution_reads_word_order_and_the_mean_does_not():
+    import torch
+
+    ids = torch.tensor([[1, 4, 5, 6, 1], [1, 6, 5, 4, 1]])  # the same tokens, reversed, between ignored ones
+    plain, conv = _static_model(0), _static_model(16)
+    with torch.no_grad():
+        conv.embeddings.weight.copy_(plain.embeddings.weight)
+        mean = plain(input_ids=ids).last_hidden_state[:, 0]
+        both = conv(input_ids=ids).last_hidden_state[:, 0]
+    assert both.shape == (2, 8 + 16)
+    torch.testing.assert_close(mean[0], mean[1])
+    torch.testing.assert_close(both[:, :8], mean)  # the mean part is the mean model's
+    assert not torch.allclose(both[0, 8:], both[1, 8:])
+
+
+def test_the_convolution_ignores_padding_and_ignored_tokens():
+    import torch
+
+    model = _static_model(16)
+    alone = torch.tensor([[1, 4, 5, 6, 1]])
+    padded = torch.tensor([[1, 4, 5, 6, 1, 0, 0], [1, 7, 1, 0, 0, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 1, 0, 0], [1, 1, 1, 0, 0, 0, 0]])
+    with torch.no_grad():
+        one = model(input_ids=alone).last_hidden_state[0, 0]
+        batch = model(input_ids=padded, attention_mask=mask).last_hidden_state[:, 0]
+        # ignored tokens (ids 0 and 1) count as zero vectors whatever their embedding
+        model.embeddings.weight[1] = 100.0
+        changed = model(input_ids=alone).last_hidden_state[0, 0]
+    torch.testing.assert_close(batch[0], one)
+    torch.testing.assert_close(changed, one)
+    assert (batch[1, 8:] >= 0).all()
+
+
 def test_training_stops_after_patience_epochs_without_a_better_validation_loss(teacher, tmp_path):
     from texttune.artifacts import TRAINING_LOG_FILE
 
@@ -291,6 +338,7 @@ def test_student_exports_to_onnx_with_the_same_predictions(student, tmp_path):
         (["--alpha", "1.5"], "--alpha must be between 0 and 1"),
         (["--temperature", "0"], "--temperature must be positive, got 0.0"),
         (["--early-stopping-patience", "-1"], "--early-stopping-patience must not be negative, got -1"),
+        (["--conv-channels", "-1"], "--conv-channels must not be negative, got -1"),
         (["--unlabelled", "missing.txt"], "--unlabelled missing.txt: file not found"),
     ],
 )

@@ -839,6 +839,13 @@ class DistillConfig:
         },
     )
     pca_dims: int = field(default=256, metadata={"help": "static: width of the token vectors (PCA)."})
+    conv_channels: int = field(
+        default=256,
+        metadata={
+            "help": "static: filters over every 3 adjacent tokens (each keeps its strongest window), beside "
+            "the mean of the token vectors; they read word order, which the mean cannot (0: the mean alone)."
+        },
+    )
     static_vectors: str = field(
         default="teacher",
         metadata={
@@ -851,9 +858,9 @@ class DistillConfig:
     train_vectors: bool = field(
         default=True,
         metadata={
-            "help": "static: train the token vectors with the head (at a tenth of its learning rate). "
-            "--no-train-vectors keeps model2vec's vectors and trains the head alone: faster to train, "
-            "3 to 4 points less accurate in our benchmarks; both predict at the same speed."
+            "help": "static: train the token vectors with the filters and head (at a tenth of their "
+            "learning rate). --no-train-vectors keeps model2vec's vectors and trains the filters and head "
+            "alone: faster to train, less accurate in our benchmarks; both predict at the same speed."
         },
     )
     seed: int = field(default=42, metadata={"help": "Random seed."})
@@ -865,7 +872,7 @@ class DistillConfig:
         self.student_layers()  # validates --student
         require_choice(self, "static_vectors", STATIC_VECTOR_SOURCES)
         require_positive(self, ("temperature", "batch_size", "pca_dims"))
-        require_non_negative(self, ("early_stopping_patience",))
+        require_non_negative(self, ("early_stopping_patience", "conv_channels"))
         require_positive(self, ("epochs", "learning_rate"), what="a positive number")
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(

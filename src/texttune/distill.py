@@ -6,9 +6,9 @@ student on them with :func:`distillation_loss`. Two students:
 
 - ``static`` (model2vec): the teacher's fine-tuned encoder (:func:`vector_encoder`) distilled into one
   vector per token of the teacher's own tokenizer (:func:`static_embeddings`, with model2vec's PCA and SIF
-  weighting); a text is the normalised mean of its token vectors
-  (:class:`texttune.static_model.StaticEmbeddingModel`), and a linear head classifies it; the vectors
-  train with the head. No transformer runs at prediction time.
+  weighting); a text is the normalised mean of its token vectors beside 256 filters over windows of 3
+  tokens, each max-pooled over the text (:class:`texttune.static_model.StaticEmbeddingModel`), and a linear
+  head classifies it; the vectors and filters train with the head. No transformer runs at prediction time.
 - ``layers:N``: the teacher's embeddings and first N transformer layers (and its pooling and head, as a
   starting point), fine-tuned with texttune's ``Trainer``.
 
@@ -55,7 +55,7 @@ logger = logging.getLogger(__name__)
 
 #: Defaults by student kind: a head on cached vectors takes large steps; transformer layers small ones.
 #: The static student trains its token vectors with the head (STATIC_DEFAULTS) or, with
-#: --no-train-vectors, the head alone. With the vectors, the best validation loss came at epoch 1-3 of 10
+#: --no-train-vectors, the head (and the filters, if any) alone. With the vectors, the best validation loss came at epoch 1-3 of 10
 #: on rotten_tomatoes and tweet_sentiment, and 3e-3 beat 1e-2 and 1e-3 there on validation loss.
 STATIC_DEFAULTS = {"epochs": 10.0, "learning_rate": 3e-3}
 STATIC_HEAD_DEFAULTS = {"epochs": 30.0, "learning_rate": 1e-2}
@@ -365,6 +365,7 @@ def static_student(teacher: Path, manifest: RunManifest, tokenizer, options: Dis
         hidden_size=matrix.shape[1],
         ignored_token_ids=ignored,
         normalize=normalize,
+        conv_channels=options.conv_channels,
         id2label=labels.id2label,
         label2id=labels.label2id,
         problem_type=labels.problem_type,
@@ -376,8 +377,8 @@ def static_student(teacher: Path, manifest: RunManifest, tokenizer, options: Dis
     base.requires_grad_(False)
     spec = {
         "head": "linear",
-        "input_size": matrix.shape[1],
-        "hidden_size": matrix.shape[1],
+        "input_size": base.output_size,
+        "hidden_size": base.output_size,
         "layers": 0,
         "dropout": 0.0,
         "batchnorm": False,
@@ -417,10 +418,12 @@ class TokenRows:
 
 def train_static_student(teacher, manifest, predictor, targets: Targets, validation: Targets, options):
     """Build the static student and train it, keeping the best epoch on validation: the token vectors with
-    the head (at a tenth of its rate), or with ``--no-train-vectors`` the head alone on cached text vectors."""
+    the filters and head (at a tenth of their rate), or with ``--no-train-vectors`` the filters and head
+    alone (the head alone on cached text vectors when there are no filters)."""
     model = static_student(teacher, manifest, predictor.tokenizer, options)
-    if options.train_vectors:
+    if options.train_vectors or options.conv_channels:  # the convolution reads tokens, not text vectors
         model.base.requires_grad_(True)
+        model.base.embeddings.requires_grad_(options.train_vectors)
         module, inputs = model, lambda t: TokenRows(predictor, t.texts, t.pairs)
     else:
         module, inputs = model.head, lambda t: text_vectors(model, predictor, t.texts, t.pairs)
@@ -462,8 +465,9 @@ def fit_static(
 
     train_t, valid_t = tensors(*train), tensors(*validation)
     every_validation_row = torch.arange(len(valid_t[0]))
-    vectors = [p for name, p in module.named_parameters() if p.requires_grad and name.startswith("base.")]
-    head = [p for name, p in module.named_parameters() if p.requires_grad and not name.startswith("base.")]
+    trained = [(name, p) for name, p in module.named_parameters() if p.requires_grad]
+    vectors = [p for name, p in trained if name.startswith("base.embeddings.")]
+    head = [p for name, p in trained if not name.startswith("base.embeddings.")]
     groups = [{"params": head}] + (
         [{"params": vectors, "lr": rate / 10, "weight_decay": 0.0}] if vectors else []
     )
@@ -632,6 +636,7 @@ def student_run_manifest(
             "alpha": options.alpha,
             "train_vectors": options.train_vectors and static,
             "static_vectors": vector_source(manifest, options.static_vectors) if static else None,
+            "conv_channels": options.conv_channels if static else None,
             "train_rows": len(targets.texts) - unlabelled,
             "unlabelled_rows": unlabelled,
             "teacher_strategy": manifest.strategy,

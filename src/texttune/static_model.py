@@ -2,7 +2,9 @@
 
 :class:`StaticEmbeddingModel` looks a token up in one embedding matrix, averages the vectors of a text's
 real tokens (special and ignored tokens do not count, as in model2vec's ``StaticModel.encode``) and
-L2-normalises the mean. Its ``last_hidden_state`` has a single position holding that text vector, so a
+L2-normalises the mean. With ``conv_channels``, a 1-d convolution over the same vectors (Kim 2014) adds
+each filter's strongest window of adjacent tokens, which reads word order. Its ``last_hidden_state`` has a
+single position holding that text vector, so a
 :class:`texttune.heads.PooledClassifier` over it uses ``cls`` pooling (the first position). It is
 registered with ``AutoConfig``/``AutoModel`` as model type ``texttune_static`` when this module is
 imported (``texttune.heads`` imports it), so a run folder holding one loads, exports and predicts like any
@@ -31,7 +33,11 @@ class StaticEmbeddingConfig(PretrainedConfig):
         vocab_size: Rows of the embedding matrix (the tokenizer's vocabulary size).
         hidden_size: Width of a token vector.
         ignored_token_ids: Token ids left out of a text's mean (special tokens, tokens model2vec dropped).
-        normalize: L2-normalise each text vector (model2vec's default).
+        normalize: L2-normalise the mean of the token vectors (model2vec's default).
+        conv_channels: Filters of a convolution over windows of ``conv_width`` token vectors, max-pooled
+            over the text and appended to the mean (0: the mean alone). The mean cannot see word order;
+            the windows can ("not good").
+        conv_width: Tokens per window.
     """
 
     model_type = MODEL_TYPE
@@ -42,12 +48,16 @@ class StaticEmbeddingConfig(PretrainedConfig):
         hidden_size: int = 1,
         ignored_token_ids: list[int] | None = None,
         normalize: bool = True,
+        conv_channels: int = 0,
+        conv_width: int = 3,
         **kwargs,
     ):
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.ignored_token_ids = list(ignored_token_ids or [])
         self.normalize = normalize
+        self.conv_channels = conv_channels
+        self.conv_width = conv_width
         super().__init__(**kwargs)
 
 
@@ -66,11 +76,26 @@ class StaticEmbeddingModel(PreTrainedModel):
             counted[torch.tensor(config.ignored_token_ids, dtype=torch.long)] = 0.0
         # Saved with the weights: transformers 5 leaves a non-persistent buffer uninitialised on load.
         self.register_buffer("counted", counted)
+        self.conv = (
+            nn.Conv1d(
+                config.hidden_size, config.conv_channels, config.conv_width, padding=config.conv_width // 2
+            )
+            if config.conv_channels
+            else None
+        )
         self.post_init()
+
+    @property
+    def output_size(self) -> int:
+        """Width of a text vector: the mean's, plus the convolution's filters."""
+        return self.config.hidden_size + self.config.conv_channels
 
     def _init_weights(self, module) -> None:
         if isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, std=0.02)
+        elif isinstance(module, nn.Conv1d):
+            nn.init.kaiming_uniform_(module.weight, nonlinearity="relu")
+            nn.init.zeros_(module.bias)
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.embeddings
@@ -82,6 +107,8 @@ class StaticEmbeddingModel(PreTrainedModel):
         weights = self.counted[input_ids]
         if attention_mask is not None:
             weights = weights * attention_mask.to(weights.dtype)
+        if inputs_embeds is None and self.conv is not None:
+            inputs_embeds = self.embeddings(input_ids)
         if inputs_embeds is None:  # a weighted sum per row without the (batch, tokens, dim) tensor
             summed = nn.functional.embedding_bag(
                 input_ids, self.embeddings.weight, mode="sum", per_sample_weights=weights.to(self.dtype)
@@ -91,7 +118,16 @@ class StaticEmbeddingModel(PreTrainedModel):
         text = summed / weights.sum(1, keepdim=True).clamp(min=1.0).to(summed.dtype)
         if self.config.normalize:
             text = text / text.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+        if self.conv is not None:
+            text = torch.cat([text, self.windows(inputs_embeds, weights)], dim=-1)
         return BaseModelOutput(last_hidden_state=text.unsqueeze(1))
+
+    def windows(self, vectors: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """The convolution's filters, each at its strongest window of the text's counted tokens (0 if none)."""
+        counted = weights.unsqueeze(1).to(vectors.dtype)  # (batch, 1, tokens)
+        windows = self.conv(vectors.transpose(1, 2) * counted)[..., : vectors.shape[1]]
+        scores = torch.relu(windows) * counted
+        return scores.amax(dim=-1)
 
 
 def _register() -> None:
