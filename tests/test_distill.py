@@ -244,6 +244,26 @@ def test_the_convolution_ignores_padding_and_ignored_tokens():
     assert (batch[1, 8:] >= 0).all()
 
 
+def test_prediction_looks_up_the_windows_the_convolution_trains_on():
+    """In eval mode the filters' scores come from per-token tables; they equal the convolution's, and
+    follow the vectors when these change."""
+    import torch
+
+    model = _static_model(16)
+    ids = torch.tensor([[1, 4, 5, 6, 7, 1, 0], [1, 9, 1, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0, 0]])
+    mask = (ids > 0).long() | torch.tensor([[0] * 6 + [1], [0] * 7, [0] * 7])  # a counted pad-id token too
+    with torch.no_grad():
+        looked_up = model(input_ids=ids, attention_mask=mask).last_hidden_state
+        convolved = model.train()(input_ids=ids, attention_mask=mask).last_hidden_state
+        torch.testing.assert_close(looked_up, convolved)
+        model.eval().embeddings.weight[5] += 1.0
+        changed = model(input_ids=ids, attention_mask=mask).last_hidden_state
+        torch.testing.assert_close(
+            changed, model.train()(input_ids=ids, attention_mask=mask).last_hidden_state
+        )
+    assert not torch.allclose(changed, looked_up)
+
+
 def test_training_stops_after_patience_epochs_without_a_better_validation_loss(teacher, tmp_path):
     from texttune.artifacts import TRAINING_LOG_FILE
 
