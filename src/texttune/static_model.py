@@ -107,7 +107,8 @@ class StaticEmbeddingModel(PreTrainedModel):
         weights = self.counted[input_ids]
         if attention_mask is not None:
             weights = weights * attention_mask.to(weights.dtype)
-        if inputs_embeds is None and self.conv is not None:
+        convolve = self.conv is not None and self.convolves(input_ids)
+        if inputs_embeds is None and convolve:
             inputs_embeds = self.embeddings(input_ids)
         if inputs_embeds is None:  # a weighted sum per row without the (batch, tokens, dim) tensor
             summed = nn.functional.embedding_bag(
@@ -119,47 +120,61 @@ class StaticEmbeddingModel(PreTrainedModel):
         if self.config.normalize:
             text = text / text.norm(dim=-1, keepdim=True).clamp(min=1e-12)
         if self.conv is not None:
-            text = torch.cat([text, self.strongest_windows(input_ids, inputs_embeds, weights)], dim=-1)
+            if convolve:
+                strongest = self.strongest(self.convolved(inputs_embeds, weights), weights)
+            else:
+                strongest = self.strongest_looked_up(input_ids, weights)
+            text = torch.cat([text, strongest], dim=-1)
         return BaseModelOutput(last_hidden_state=text.unsqueeze(1))
 
-    def strongest_windows(self, input_ids, vectors: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """The convolution's filters, each at its strongest window of the text's counted tokens (0 if none).
+    def convolves(self, input_ids) -> bool:
+        """Whether the filters' window scores come from the convolution (training, ONNX export) or from
+        per-token tables (:meth:`token_shares`; prediction, several times faster)."""
+        exporting = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+        return self.training or input_ids is None or exporting
 
-        Training (and ONNX export) convolves the token vectors. Prediction looks the same scores up:
-        a filter's score of a window is the sum of each token's share at its offset, and a token's share
-        is its vector times the filter's weights at that offset, so it is precomputed per token of the
-        vocabulary (:meth:`token_shares`): 6.5x faster than the convolution at batch 256 on 2 cores.
-        """
-        counted = weights.unsqueeze(-1)  # (batch, tokens, 1)
-        if self.training or input_ids is None or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
-            scores = self.conv((vectors * counted.to(vectors.dtype)).transpose(1, 2))
-            scores = scores[..., : vectors.shape[1]].transpose(1, 2)
-        else:
-            scores = self.looked_up_windows(input_ids, counted)
-        return (torch.relu(scores) * counted.to(scores.dtype)).amax(dim=1)
+    def convolved(self, vectors: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """(batch, tokens, filters): each window's scores, uncounted tokens taken as zero vectors."""
+        scores = self.conv((vectors * weights.unsqueeze(-1).to(vectors.dtype)).transpose(1, 2))
+        return scores[..., : vectors.shape[1]].transpose(1, 2)
 
-    def looked_up_windows(self, input_ids: torch.Tensor, counted: torch.Tensor) -> torch.Tensor:
-        """(batch, tokens, filters) window scores from :meth:`token_shares`: equal to the convolution's."""
-        shares = self.token_shares()  # (width, vocabulary, filters)
-        width, pad, tokens = shares.shape[0], self.conv.padding[0], input_ids.shape[1]
-        scores = self.conv.bias.expand(input_ids.shape[0], tokens, -1).clone()
-        for offset in range(width):  # window t holds token t + offset - pad
-            share = nn.functional.embedding(input_ids, shares[offset]) * counted.to(shares.dtype)
+    @staticmethod
+    def strongest(scores: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """(batch, filters): each filter's best window over the counted tokens, 0 if it scores none above 0."""
+        return (torch.relu(scores) * weights.unsqueeze(-1).to(scores.dtype)).amax(dim=1)
+
+    @torch.no_grad()
+    def strongest_looked_up(self, input_ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """:meth:`strongest` of :meth:`convolved`'s scores, summed from each token's precomputed share at each
+        offset, a few texts at a time: a fresh buffer over 32 MB costs more in page faults than the lookup."""
+        shares = self.token_shares()  # (vocabulary + 1, width * filters); the last row is zeros
+        ids = torch.where(weights > 0, input_ids, shares.shape[0] - 1)  # uncounted: the zero row
+        rows = max(1, (1 << 21) // (ids.shape[1] * shares.shape[1]))  # about 8 MB of float32
+        return torch.cat([self._strongest_of(ids[i : i + rows], shares) for i in range(0, len(ids), rows)])
+
+    def _strongest_of(self, ids: torch.Tensor, shares: torch.Tensor) -> torch.Tensor:
+        width, pad, tokens = self.conv.kernel_size[0], self.conv.padding[0], ids.shape[1]
+        parts = nn.functional.embedding(ids, shares).view(len(ids), tokens, width, -1)
+        scores = parts[:, :, pad]  # summed in place: window t holds token t + offset - pad
+        for offset in range(width):
             shift = offset - pad
-            if shift >= 0:
-                scores[:, : tokens - shift] += share[:, shift:]
-            else:
-                scores[:, -shift:] += share[:, :shift]
-        return scores
+            if shift > 0:
+                scores[:, : tokens - shift] += parts[:, shift:, offset]
+            elif shift < 0:
+                scores[:, -shift:] += parts[:, :shift, offset]
+        scores += self.conv.bias
+        scores.relu_().masked_fill_((ids == shares.shape[0] - 1).unsqueeze(-1), 0.0)
+        return scores.amax(dim=1)
 
     @torch.no_grad()
     def token_shares(self) -> torch.Tensor:
-        """Every token's share of each filter at each offset, (width, vocabulary, filters); recomputed
-        when the vectors or the filters change."""
+        """Each token's share of every filter's score at each offset of a window, (vocabulary + 1,
+        width * filters), plus a row of zeros; recomputed when the vectors or the filters change."""
         weight, vectors = self.conv.weight, self.embeddings.weight
         key = (vectors.data_ptr(), vectors._version, weight.data_ptr(), weight._version, vectors.dtype)
         if getattr(self, "_shares_key", None) != key:
-            self._shares = torch.einsum("vd,cdk->kvc", vectors, weight.to(vectors.dtype))
+            shares = torch.einsum("vd,cdk->vkc", vectors, weight.to(vectors.dtype)).flatten(1)
+            self._shares = torch.cat([shares, shares.new_zeros(1, shares.shape[1])])
             self._shares_key = key
         return self._shares
 
