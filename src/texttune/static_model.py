@@ -4,8 +4,8 @@
 real tokens (special and ignored tokens do not count, as in model2vec's ``StaticModel.encode``) and
 L2-normalises the mean. With ``conv_channels``, a 1-d convolution over the same vectors (Kim 2014) adds
 each filter's strongest window of adjacent tokens, which reads word order. Its ``last_hidden_state`` has a
-single position holding that text vector, so a
-:class:`texttune.heads.PooledClassifier` over it uses ``cls`` pooling (the first position). It is
+single position holding that text vector, so a :class:`texttune.heads.PooledClassifier` over it uses
+``cls`` pooling (the first position). It is
 registered with ``AutoConfig``/``AutoModel`` as model type ``texttune_static`` when this module is
 imported (``texttune.heads`` imports it), so a run folder holding one loads, exports and predicts like any
 pooled run: ``config.json`` + ``model.safetensors`` + ``head.*``.
