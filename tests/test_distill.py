@@ -251,7 +251,8 @@ def test_prediction_looks_up_the_windows_the_convolution_trains_on():
 
     model = _static_model(16)
     ids = torch.tensor([[1, 4, 5, 6, 7, 1, 0], [1, 9, 1, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0, 0]])
-    mask = (ids > 0).long() | torch.tensor([[0] * 6 + [1], [0] * 7, [0] * 7])  # a counted pad-id token too
+    # the mask lets one pad id in: it is ignored all the same
+    mask = (ids > 0).long() | torch.tensor([[0] * 6 + [1], [0] * 7, [0] * 7])
     with torch.no_grad():
         looked_up = model(input_ids=ids, attention_mask=mask).last_hidden_state
         convolved = model.train()(input_ids=ids, attention_mask=mask).last_hidden_state

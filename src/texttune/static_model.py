@@ -107,7 +107,7 @@ class StaticEmbeddingModel(PreTrainedModel):
         weights = self.counted[input_ids]
         if attention_mask is not None:
             weights = weights * attention_mask.to(weights.dtype)
-        convolve = self.conv is not None and self.convolves(input_ids)
+        convolve = self.conv is not None and self.convolves()
         if inputs_embeds is None and convolve:
             inputs_embeds = self.embeddings(input_ids)
         if inputs_embeds is None:  # a weighted sum per row without the (batch, tokens, dim) tensor
@@ -127,11 +127,10 @@ class StaticEmbeddingModel(PreTrainedModel):
             text = torch.cat([text, strongest], dim=-1)
         return BaseModelOutput(last_hidden_state=text.unsqueeze(1))
 
-    def convolves(self, input_ids) -> bool:
+    def convolves(self) -> bool:
         """Whether the filters' window scores come from the convolution (training, ONNX export) or from
         per-token tables (:meth:`token_shares`; prediction, several times faster)."""
-        exporting = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
-        return self.training or input_ids is None or exporting
+        return self.training or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
 
     def convolved(self, vectors: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """(batch, tokens, filters): each window's scores, uncounted tokens taken as zero vectors."""
