@@ -76,8 +76,9 @@ def teacher_run(files: dict[str, Path], folder: Path, epochs: float) -> Path:
     return train(config).output
 
 
-def students(teacher: Path, files: dict[str, Path], work: Path, train_vectors: bool) -> dict[str, Path]:
-    """The static student, and the layers:2 student exported to ONNX int8 (accuracy-checked)."""
+def students(teacher: Path, files: dict[str, Path], work: Path, args: argparse.Namespace) -> dict[str, Path]:
+    """The static student (with ``--augment`` variants of its texts), and the layers:2 student exported to
+    ONNX int8 (accuracy-checked)."""
     from texttune.config import DistillConfig
     from texttune.distill import distill
     from texttune.export import export_onnx
@@ -90,7 +91,8 @@ def students(teacher: Path, files: dict[str, Path], work: Path, train_vectors: b
             student=kind,
             unlabelled=str(files["unlabelled"]),
             overwrite=True,
-            train_vectors=train_vectors and kind == "static",
+            train_vectors=args.train_vectors and kind == "static",
+            augment=args.augment if kind == "static" else 0,
         )
         made[kind] = distill(teacher, options).output
     export_onnx(made["layers:2"], work / "student-layers2-int8", quantize="int8", overwrite=True)
@@ -166,7 +168,7 @@ def benchmark_dataset(dataset: str, args: argparse.Namespace, work: Path) -> dic
     teacher = Path(given[dataset]) if dataset in given else teacher_run(files, work / "teacher", args.epochs)
     export_onnx(teacher, work / "onnx-fp32", overwrite=True, check_parity=False)
     export_onnx(teacher, work / "onnx-int8", quantize="int8", overwrite=True)
-    made = students(teacher, files, work, args.train_vectors)
+    made = students(teacher, files, work, args)
     labelled = pd.read_parquet(files["train"])
     tfidf = tfidf_model().fit(labelled["text"], labelled["label"])
 
@@ -243,6 +245,12 @@ def main() -> int:
         dest="train_vectors",
         action="store_false",
         help="The static student keeps model2vec's token vectors and trains its head alone.",
+    )
+    parser.add_argument(
+        "--augment",
+        type=int,
+        default=0,
+        help="Variants of each text for the static student (distill --augment).",
     )
     parser.add_argument("--texts", type=int, help="Test texts at batch 256 (default 2000, quick 512).")
     parser.add_argument("--texts-batch1", type=int, help="Test texts at batch 1 (default 200, quick 64).")

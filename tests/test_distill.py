@@ -10,7 +10,7 @@ import pytest
 from texttune import Predictor
 from texttune.cli import main
 from texttune.config import DistillConfig
-from texttune.distill import distill
+from texttune.distill import augmented_texts, distill
 from texttune.errors import ConfigError
 
 #: Texts any sentiment model that learnt the reviews separates.
@@ -295,7 +295,35 @@ def test_unlabelled_texts_are_added_as_teacher_labelled_rows(teacher, tmp_path):
     assert manifest.distillation["unlabelled_rows"] == 30 and manifest.distillation["train_rows"] == 60
 
 
-def test_text_pair_runs_refuse_unlabelled_texts(teacher, tmp_path, capsys):
+def test_augmented_variants_are_spans_or_word_drops_of_their_texts():
+    texts = ["a film of great charm and wit", "short one", "dull weak and messy from start to end"]
+    variants = augmented_texts(texts, 20, seed=3)
+    assert len(variants) == 40 and variants == augmented_texts(texts, 20, seed=3)
+    for text, group in ((texts[0], variants[:20]), (texts[2], variants[20:])):
+        words = text.split()
+        for variant in group:
+            kept = variant.split()
+            assert 0 < len(kept) < len(words) or variant == text
+            assert iter_in_order(kept, words)
+        spans = [v for v in group if v in text and len(v.split()) <= len(words) // 2 + 1]
+        assert 0 < len(spans) < 20  # both kinds are drawn
+
+
+def iter_in_order(kept: list[str], words: list[str]) -> bool:
+    """Whether ``kept`` is ``words`` with some of them left out (order kept)."""
+    remaining = iter(words)
+    return all(word in remaining for word in kept)
+
+
+def test_augmented_variants_are_teacher_labelled_rows(teacher, tmp_path):
+    result = distill(teacher, DistillConfig(output=str(tmp_path / "s"), augment=2, epochs=1))
+    assert result.augmented_rows == 120 and result.train_rows == 180
+    made = Predictor.load(result.output).manifest.distillation
+    assert (made["augment"], made["augmented_rows"], made["train_rows"]) == (2, 120, 60)
+
+
+@pytest.mark.parametrize("flag", ["--unlabelled", "--augment"])
+def test_text_pair_runs_refuse_single_text_options(flag, teacher, tmp_path, capsys):
     import shutil
 
     copy = tmp_path / "teacher"
@@ -304,9 +332,10 @@ def test_text_pair_runs_refuse_unlabelled_texts(teacher, tmp_path, capsys):
     manifest["text_pair_column"] = "hypothesis"
     (copy / "texttune.json").write_text(json.dumps(manifest))
     (tmp_path / "more.txt").write_text("\n".join(CLEAR) + "\n")
-    flags = ["--output", str(tmp_path / "s"), "--unlabelled", str(tmp_path / "more.txt")]
-    assert main(["distill", str(copy), *flags]) == 2
-    assert "--unlabelled gives single texts, but this run classifies text pairs" in capsys.readouterr().err
+    value = str(tmp_path / "more.txt") if flag == "--unlabelled" else "2"
+    assert main(["distill", str(copy), "--output", str(tmp_path / "s"), flag, value]) == 2
+    err = capsys.readouterr().err
+    assert f"{flag} is for runs of single texts, but this run classifies text pairs" in err
     assert not (tmp_path / "s").exists()
 
 
@@ -360,6 +389,7 @@ def test_student_exports_to_onnx_with_the_same_predictions(student, tmp_path):
         (["--temperature", "0"], "--temperature must be positive, got 0.0"),
         (["--early-stopping-patience", "-1"], "--early-stopping-patience must not be negative, got -1"),
         (["--conv-channels", "-1"], "--conv-channels must not be negative, got -1"),
+        (["--augment", "-1"], "--augment must not be negative, got -1"),
         (["--unlabelled", "missing.txt"], "--unlabelled missing.txt: file not found"),
     ],
 )

@@ -427,9 +427,11 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
     result = distill(args.run, from_args(args, DistillConfig))
     metric = "mse" if "mse" in result.metrics else "f1_micro" if "f1_micro" in result.metrics else "accuracy"
+    labelled = result.train_rows - result.unlabelled_rows - result.augmented_rows
     extra = f" + {result.unlabelled_rows} unlabelled" if result.unlabelled_rows else ""
+    extra += f" + {result.augmented_rows} variants" if result.augmented_rows else ""
     print(
-        f"student run written to {result.output} ({result.train_rows - result.unlabelled_rows} training rows"
+        f"student run written to {result.output} ({labelled} training rows"
         f"{extra}, {result.train_seconds:.1f}s)"
     )
     splits = (

@@ -810,6 +810,14 @@ class DistillConfig:
             "a data file with the run's text column)."
         },
     )
+    augment: int = field(
+        default=0,
+        metadata={
+            "help": "Variants of every training and unlabelled text (a random span of its words, or the "
+            "text with some words dropped), labelled by the teacher for the student to learn from too; "
+            "single-text runs. 0: none."
+        },
+    )
     temperature: float = field(
         default=1.0, metadata={"help": "Softens the teacher's probabilities (its logits are divided by it)."}
     )
@@ -872,7 +880,7 @@ class DistillConfig:
         self.student_layers()  # validates --student
         require_choice(self, "static_vectors", STATIC_VECTOR_SOURCES)
         require_positive(self, ("temperature", "batch_size", "pca_dims"))
-        require_non_negative(self, ("early_stopping_patience", "conv_channels"))
+        require_non_negative(self, ("early_stopping_patience", "conv_channels", "augment"))
         require_positive(self, ("epochs", "learning_rate"), what="a positive number")
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(

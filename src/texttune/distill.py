@@ -68,8 +68,8 @@ INSTALL_HINT = "pip install 'texttune[distill]'"
 class DistillResult:
     """What :func:`distill` wrote: the student run, its and the teacher's metrics, the rows it learnt from.
 
-    ``train_rows`` counts every row the student learnt from, ``unlabelled_rows`` of them from --unlabelled;
-    ``model`` is the trained student as saved.
+    ``train_rows`` counts every row the student learnt from, ``unlabelled_rows`` of them from --unlabelled
+    and ``augmented_rows`` from --augment; ``model`` is the trained student as saved.
     """
 
     output: Path
@@ -79,6 +79,7 @@ class DistillResult:
     teacher_test_metrics: dict[str, Any] | None
     train_rows: int
     unlabelled_rows: int
+    augmented_rows: int
     train_seconds: float
     model: Any = None
 
@@ -119,10 +120,11 @@ def distill(run: str | Path, options: DistillConfig) -> DistillResult:
     config = RunConfig.from_dict(manifest.config)
     data = teacher_data(teacher_dir, config)
     unlabelled = read_unlabelled(options.unlabelled, manifest) if options.unlabelled else []
+    variants = augmented_texts(list(data.splits["train"][TEXT]) + unlabelled, options.augment, options.seed)
     set_seed(options.seed)
     started = time.perf_counter()
     predictor = load_teacher(teacher_dir)
-    targets = teacher_targets(predictor, data.splits["train"], unlabelled)
+    targets = teacher_targets(predictor, data.splits["train"], unlabelled + variants)
     validation = teacher_targets(predictor, data.splits["validation"], [])
     layers = options.student_layers()
     if layers is None:
@@ -134,7 +136,9 @@ def distill(run: str | Path, options: DistillConfig) -> DistillResult:
             teacher_dir, manifest, predictor, targets, validation, layers, options
         )
     seconds = time.perf_counter() - started
-    student_manifest = student_run_manifest(teacher_dir, manifest, model, options, targets, len(unlabelled))
+    student_manifest = student_run_manifest(
+        teacher_dir, manifest, model, options, targets, len(unlabelled), len(variants)
+    )
     prepared = student_as_prepared_run(config, data, predictor, model, student_manifest, options)
     with AtomicDir(options.output, overwrite=options.overwrite) as work:
         save_run(
@@ -156,6 +160,7 @@ def distill(run: str | Path, options: DistillConfig) -> DistillResult:
         teacher_test_metrics=_read_metrics(teacher_dir / TEST_METRICS_FILE),
         train_rows=len(targets.texts),
         unlabelled_rows=len(unlabelled),
+        augmented_rows=len(variants),
         train_seconds=seconds,
         model=model,
     )
@@ -173,10 +178,12 @@ def check_student_options(teacher: Path, manifest: RunManifest, options: Distill
     output = check_output_dir(options.output, options.overwrite)
     if output.resolve() == teacher.resolve():
         raise ConfigError(f"--output {output} is the teacher run itself; give another folder for the student")
-    if options.unlabelled and manifest.text_pair_column is not None:
-        raise ConfigError(
-            "--unlabelled gives single texts, but this run classifies text pairs; drop --unlabelled"
-        )
+    if manifest.text_pair_column is not None:
+        for flag in ("--unlabelled", "--augment"):
+            if getattr(options, flag[2:]):
+                raise ConfigError(
+                    f"{flag} is for runs of single texts, but this run classifies text pairs; drop {flag}"
+                )
     if options.unlabelled and Path(options.unlabelled).suffix and not Path(options.unlabelled).exists():
         raise DataError(f"--unlabelled {options.unlabelled}: file not found")
     layers = options.student_layers()
@@ -244,6 +251,30 @@ def load_teacher(teacher: Path):
     from .inference import Predictor
 
     return Predictor.load(teacher, backend="torch", batch_size=64)
+
+
+def augmented_texts(texts: list[str], copies: int, seed: int) -> list[str]:
+    """``--augment``: ``copies`` variants of every text of three words or more, for the teacher to label.
+
+    Half of them keep a random span of a quarter to a half of the text's words, half drop each word with
+    probability 0.15. The teacher's probabilities on such partial texts show the student what each
+    phrase does to the prediction: Tang et al. (2019) grew a distilled student's transfer set with word
+    masking and n-gram samples.
+    """
+    rng = np.random.default_rng(seed)
+    variants = []
+    for words in (text.split() for text in texts):
+        if len(words) < 3:
+            continue
+        for _ in range(copies):
+            if rng.random() < 0.5:
+                size = int(rng.integers(max(1, len(words) // 4), len(words) // 2 + 2))
+                start = int(rng.integers(0, len(words) - size + 1))
+                kept = words[start : start + size]
+            else:
+                kept = [word for word, p in zip(words, rng.random(len(words))) if p >= 0.15] or words[:1]
+            variants.append(" ".join(kept))
+    return variants
 
 
 def teacher_targets(predictor, dataset, unlabelled: list[str]) -> Targets:
@@ -610,7 +641,13 @@ def train_layer_student(
 
 
 def student_run_manifest(
-    teacher: Path, manifest: RunManifest, model, options: DistillConfig, targets: Targets, unlabelled: int
+    teacher: Path,
+    manifest: RunManifest,
+    model,
+    options: DistillConfig,
+    targets: Targets,
+    unlabelled: int,
+    augmented: int,
 ) -> RunManifest:
     """The teacher's manifest with the student's strategy, parameter counts and ``distillation`` record."""
     from .modeling import count_parameters
@@ -638,8 +675,10 @@ def student_run_manifest(
             "train_vectors": options.train_vectors and static,
             "static_vectors": vector_source(manifest, options.static_vectors) if static else None,
             "conv_channels": options.conv_channels if static else None,
-            "train_rows": len(targets.texts) - unlabelled,
+            "train_rows": len(targets.texts) - unlabelled - augmented,
             "unlabelled_rows": unlabelled,
+            "augment": options.augment,
+            "augmented_rows": augmented,
             "teacher_strategy": manifest.strategy,
         },
     )
