@@ -1,8 +1,9 @@
 """Distil a fine-tuned run (the teacher) into a much faster student, itself a texttune run.
 
 :func:`distill` reads the teacher's training data back from its manifest (and its kept validation split),
-labels every training text (plus any ``--unlabelled`` texts) with the teacher's logits, and trains a
-student on them with :func:`distillation_loss`. Two students:
+labels every training text (plus any ``--unlabelled`` texts, and the ``--augment`` variants of both that
+:func:`augmented_texts` makes) with the teacher's logits, and trains a student on them with
+:func:`distillation_loss`. Two students:
 
 - ``static`` (model2vec): the teacher's fine-tuned encoder (:func:`vector_encoder`) distilled into one
   vector per token of the teacher's own tokenizer (:func:`static_embeddings`, with model2vec's PCA and SIF
