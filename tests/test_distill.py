@@ -64,6 +64,8 @@ def test_static_student_is_a_run_that_predicts_like_its_teacher(teacher, student
         "1": "positive",
     }
     assert config["conv_channels"] == manifest.distillation["conv_channels"] == 256  # the default
+    head = json.loads((student.output / "head.json").read_text())
+    assert head["head"] == "mlp" and head["hidden_size"] == manifest.distillation["head_hidden"] == 256
     assert student.metrics["accuracy"] >= 0.8 and student.teacher_metrics["accuracy"] >= 0.9
     assert student.train_rows == 60 and student.unlabelled_rows == 0
 
@@ -139,9 +141,10 @@ def test_adapter_teachers_give_vectors_of_their_merged_encoder(tiny_bert, review
 
 def test_distill_predict_and_evaluate_through_the_command_line(teacher, tmp_path, capsys):
     output = tmp_path / "student"
-    flags = ["--alpha", "0", "--epochs", "100", "--no-train-vectors"]
+    flags = ["--alpha", "0", "--epochs", "100", "--no-train-vectors", "--head-hidden", "0"]
     assert main(["distill", teacher, "--output", str(output), *flags]) == 0
     assert Predictor.load(output).manifest.distillation["train_vectors"] is False
+    assert json.loads((output / "head.json").read_text())["head"] == "linear"
     printed = capsys.readouterr().out
     assert f"student run written to {output} (60 training rows" in printed
     assert "validation accuracy: student" in printed and ", teacher 1.0000" in printed
@@ -390,6 +393,7 @@ def test_student_exports_to_onnx_with_the_same_predictions(student, tmp_path):
         (["--early-stopping-patience", "-1"], "--early-stopping-patience must not be negative, got -1"),
         (["--conv-channels", "-1"], "--conv-channels must not be negative, got -1"),
         (["--augment", "-1"], "--augment must not be negative, got -1"),
+        (["--head-hidden", "-1"], "--head-hidden must not be negative, got -1"),
         (["--unlabelled", "missing.txt"], "--unlabelled missing.txt: file not found"),
     ],
 )
@@ -464,7 +468,7 @@ def test_distill_help_lists_its_options(capsys):
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     flags = ("--output", "--student", "--unlabelled", "--temperature", "--alpha", "--overwrite")
-    for flag in (*flags, "--static-vectors"):
+    for flag in (*flags, "--static-vectors", "--head-hidden"):
         assert flag in out
 
 

@@ -854,6 +854,13 @@ class DistillConfig:
             "the mean of the token vectors; they read word order, which the mean cannot (0: the mean alone)."
         },
     )
+    head_hidden: int = field(
+        default=256,
+        metadata={
+            "help": "static: units of the head's hidden layer (ReLU, dropout 0.1) between the text vector and "
+            "the outputs; 0: a linear head (texttune's static student before 2026-12-02)."
+        },
+    )
     static_vectors: str = field(
         default="teacher",
         metadata={
@@ -880,7 +887,7 @@ class DistillConfig:
         self.student_layers()  # validates --student
         require_choice(self, "static_vectors", STATIC_VECTOR_SOURCES)
         require_positive(self, ("temperature", "batch_size", "pca_dims"))
-        require_non_negative(self, ("early_stopping_patience", "conv_channels", "augment"))
+        require_non_negative(self, ("early_stopping_patience", "conv_channels", "head_hidden", "augment"))
         require_positive(self, ("epochs", "learning_rate"), what="a positive number")
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(

@@ -61,6 +61,8 @@ logger = logging.getLogger(__name__)
 #: 1e-2 and 1e-3 there on validation loss (without the filters).
 STATIC_DEFAULTS = {"epochs": 10.0, "learning_rate": 3e-3}
 STATIC_HEAD_DEFAULTS = {"epochs": 30.0, "learning_rate": 1e-2}
+#: Dropout before each of the static student's head layers when it has a hidden layer (--head-hidden).
+STATIC_HEAD_DROPOUT = 0.1
 LAYERS_DEFAULTS = {"epochs": 3.0, "learning_rate": 5e-5}
 INSTALL_HINT = "pip install 'texttune[distill]'"
 
@@ -383,7 +385,8 @@ def vector_encoder(teacher: Path, manifest: RunManifest, requested: str):
 
 
 def static_student(teacher: Path, manifest: RunManifest, tokenizer, options: DistillConfig):
-    """A :class:`~texttune.heads.PooledClassifier` over model2vec vectors of :func:`vector_encoder`."""
+    """A :class:`~texttune.heads.PooledClassifier` over model2vec vectors of :func:`vector_encoder`: the text
+    vector (the mean, plus the filters' windows), then a head with ``--head-hidden`` ReLU units (0: linear)."""
     import torch
     from transformers import AutoConfig
 
@@ -409,11 +412,11 @@ def static_student(teacher: Path, manifest: RunManifest, tokenizer, options: Dis
         base.embeddings.weight.copy_(torch.from_numpy(matrix))
     base.requires_grad_(False)
     spec = {
-        "head": "linear",
+        "head": "mlp" if options.head_hidden else "linear",
         "input_size": base.output_size,
-        "hidden_size": base.output_size,
-        "layers": 0,
-        "dropout": 0.0,
+        "hidden_size": options.head_hidden or base.output_size,
+        "layers": 1 if options.head_hidden else 0,
+        "dropout": STATIC_HEAD_DROPOUT if options.head_hidden else 0.0,
         "batchnorm": False,
         "num_labels": labels.num_labels,
         "problem_type": labels.problem_type,
@@ -676,6 +679,7 @@ def student_run_manifest(
             "train_vectors": options.train_vectors and static,
             "static_vectors": vector_source(manifest, options.static_vectors) if static else None,
             "conv_channels": options.conv_channels if static else None,
+            "head_hidden": options.head_hidden if static else None,
             "train_rows": len(targets.texts) - unlabelled - augmented,
             "unlabelled_rows": unlabelled,
             "augment": options.augment,
