@@ -7,9 +7,9 @@ For each dataset (default `rotten_tomatoes` and `tweet_sentiment`):
    DATASET=RUN), exported to ONNX fp32 and to ONNX int8 (with the export's accuracy check);
 2. its students, distilled on the teacher's soft labels over those rows plus --unlabelled-rows other
    training texts given without labels: `static` (model2vec token vectors: their mean and 3-token
-   filters, then a linear head; with --augment N, a second one, row `student static aug`, also learns
-   from N variants of each text, as `texttune distill --augment N` does) and `layers:2` (the teacher's
-   first two layers), the latter exported to ONNX int8;
+   filters, then a head with one hidden layer; with --augment N, a second one, row `student static
+   aug`, also learns from N variants of each text, as `texttune distill --augment N` does) and
+   `layers:2` (the teacher's first two layers), the latter exported to ONNX int8;
 3. TF-IDF + logistic regression fitted on the same labelled rows;
 4. every system classifies the same test texts at batch 1 and batch 256 (interleaved rounds, the best
    of each kept); samples/s and test accuracy are printed, with the ratios the targets are stated in.

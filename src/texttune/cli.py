@@ -223,8 +223,8 @@ def _add_run_commands(sub) -> None:
         "Train a student on the run's predictions (soft labels at --temperature, mixed with the given labels "
         "by --alpha) over the run's training texts plus any --unlabelled texts, and write it as a run to "
         "--output: predict, evaluate, export and serve use it like any run. --student static (model2vec "
-        "vectors of the base model's tokens, a mean and a linear head; needs pip install 'texttune[distill]') "
-        "or layers:N (the run's first N transformer layers).",
+        "vectors of the run's tokens, their mean and 3-token filters, then a small head; needs pip install "
+        "'texttune[distill]') or layers:N (the run's first N transformer layers).",
         DistillConfig,
         run=True,
     )
