@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -66,6 +68,7 @@ def test_static_student_is_a_run_that_predicts_like_its_teacher(teacher, student
     assert config["conv_channels"] == manifest.distillation["conv_channels"] == 256  # the default
     head = json.loads((student.output / "head.json").read_text())
     assert head["head"] == "mlp" and head["hidden_size"] == manifest.distillation["head_hidden"] == 256
+    assert manifest.distillation["ema_decay"] == 0.99
     assert student.metrics["accuracy"] >= 0.8 and student.teacher_metrics["accuracy"] >= 0.9
     assert student.train_rows == 60 and student.unlabelled_rows == 0
 
@@ -98,18 +101,80 @@ def _assert_vectors_are_model2vecs_of(encoder, student_folder) -> None:
     np.testing.assert_allclose(*_vectors_and_model2vecs_of(encoder, student_folder), atol=1e-5)
 
 
-def test_student_text_vectors_are_model2vecs_of_the_fine_tuned_encoder(teacher, student):
+def test_no_contextual_vectors_gives_model2vecs_of_the_fine_tuned_encoder(teacher, tmp_path):
     from texttune.heads import load_base_model
 
-    assert Predictor.load(student.output).manifest.distillation["static_vectors"] == "teacher"
-    _assert_vectors_are_model2vecs_of(load_base_model(teacher), student.output)  # the run's own encoder
+    options = DistillConfig(
+        output=str(tmp_path / "s"), epochs=1, train_vectors=False, contextual_vectors=False
+    )
+    manifest = Predictor.load(distill(teacher, options).output).manifest
+    assert manifest.distillation["static_vectors"] == "teacher"
+    assert manifest.distillation["contextual_vectors"] is False
+    _assert_vectors_are_model2vecs_of(load_base_model(teacher), tmp_path / "s")  # the run's own encoder
+
+
+def test_contextual_sums_add_the_encoders_outputs_at_every_place_of_a_token(tiny_bert):
+    """Batched, padded and sorted by length, the sums are those of one unpadded pass per text."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from texttune.distill import contextual_sums
+    from texttune.heads import load_base_model
+
+    encoder, tokenizer = load_base_model(tiny_bert).eval(), AutoTokenizer.from_pretrained(tiny_bert)
+    contexts = [tokenizer(text)["input_ids"] for text in ["great fun", *CLEAR, "great great dull"]]
+    sums, counts = contextual_sums(encoder, tokenizer, contexts, len(tokenizer), batch_size=3)
+    expected, places = np.zeros_like(sums), np.zeros(len(tokenizer))
+    with torch.no_grad():
+        for ids in contexts:
+            hidden = encoder(input_ids=torch.tensor([ids])).last_hidden_state[0].numpy()
+            for token, vector in zip(ids, hidden):
+                expected[token] += vector
+                places[token] += 1
+    great = tokenizer.convert_tokens_to_ids("great")
+    assert counts[great] == 5 and counts[tokenizer.cls_token_id] == len(contexts)
+    np.testing.assert_array_equal(counts, places)
+    np.testing.assert_allclose(sums, expected, atol=1e-4)
+
+
+def test_token_vectors_are_the_encoders_average_outputs_in_the_training_texts(teacher, student):
+    """Seen tokens: their mean output over the training texts and model2vec's vector; unseen tokens:
+    model2vec's. The PCA (no reduction at this width) keeps the distances between them."""
+    from model2vec.distill import distill_from_model
+
+    from texttune.config import RunConfig
+    from texttune.distill import contextual_sums, teacher_data
+    from texttune.heads import load_base_model
+
+    predictor = Predictor.load(student.output)
+    tokenizer, manifest = predictor.tokenizer, predictor.manifest
+    assert manifest.distillation["contextual_vectors"] is True
+    texts = teacher_data(Path(teacher), RunConfig.from_dict(manifest.config)).splits["train"]["text"]
+    encoder = load_base_model(teacher)
+    contexts = [
+        tokenizer(text, truncation=True, max_length=manifest.max_length)["input_ids"] for text in texts
+    ]
+    sums, counts = contextual_sums(encoder, tokenizer, contexts, len(tokenizer))
+    static = distill_from_model(
+        encoder, tokenizer, pca_dims=None, sif_coefficient=None, quantize_to="float32"
+    )
+    tokens = ["great", "awful", "fox"]  # "fox" is in the vocabulary, in no review
+    ids = tokenizer.convert_tokens_to_ids(tokens)
+    alone = np.stack([static.embedding[static.tokenizer.get_vocab()[token]] for token in tokens])
+    expected = (sums[ids] + alone) / (counts[ids, None] + 1)
+    assert counts[ids[0]] > 0 and counts[ids[1]] > 0 and counts[ids[2]] == 0
+    vectors = predictor.model.base.embeddings.weight.detach().numpy()[ids]  # --no-train-vectors: as built
+    for a, b in ((0, 1), (0, 2), (1, 2)):
+        np.testing.assert_allclose(
+            np.linalg.norm(vectors[a] - vectors[b]), np.linalg.norm(expected[a] - expected[b]), rtol=1e-3
+        )
 
 
 def test_static_vectors_base_takes_the_model_the_run_started_from(teacher, student, tiny_bert, tmp_path):
     from texttune.heads import load_base_model
 
     output = tmp_path / "student"
-    flags = ["--static-vectors", "base", "--no-train-vectors", "--epochs", "1"]
+    flags = ["--static-vectors", "base", "--no-train-vectors", "--no-contextual-vectors", "--epochs", "1"]
     assert main(["distill", teacher, "--output", str(output), *flags]) == 0
     assert Predictor.load(output).manifest.distillation["static_vectors"] == "base"
     _assert_vectors_are_model2vecs_of(load_base_model(tiny_bert), output)
@@ -131,7 +196,10 @@ def test_adapter_teachers_give_vectors_of_their_merged_encoder(tiny_bert, review
         strategy=StrategyConfig(strategy="lora"),
     )
     teacher = train(config).output
-    result = distill(teacher, DistillConfig(output=str(tmp_path / "student"), epochs=1, train_vectors=False))
+    options = DistillConfig(
+        output=str(tmp_path / "student"), epochs=1, train_vectors=False, contextual_vectors=False
+    )
+    result = distill(teacher, options)
     assert Predictor.load(result.output).manifest.distillation["static_vectors"] == "teacher"
     merged = get_strategy("lora").merged_model(teacher, Predictor.load(teacher).manifest)
     _assert_vectors_are_model2vecs_of(merged.base_model, result.output)  # LoRA's changes merged in
@@ -277,6 +345,8 @@ def test_training_stops_after_patience_epochs_without_a_better_validation_loss(t
             epochs=40,
             early_stopping_patience=patience,
             static_vectors="base",
+            contextual_vectors=False,
+            ema_decay=0.0,  # the trained weights: their loss jumps
         )
         log = json.loads((distill(teacher, options).output / TRAINING_LOG_FILE).read_text())
         return [entry["eval_loss"] for entry in log if "eval_loss" in entry]
@@ -286,6 +356,45 @@ def test_training_stops_after_patience_epochs_without_a_better_validation_loss(t
     first_miss = next(i for i in range(1, 40) if every[i] >= min(every[:i]))
     assert first_miss < 39  # so patience 1 stops early
     assert evaluations(1) == every[: first_miss + 1]  # the same epochs, up to the first that was no better
+
+
+def test_the_weights_kept_are_a_moving_average_of_the_trained_ones():
+    """A decay near 1 keeps the average at the first step's weights while the trained ones move on."""
+    import torch
+
+    from texttune.distill import Targets, fit_static
+    from texttune.tasks import SINGLE_LABEL
+
+    class Head(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(4, 2)
+
+        def forward(self, x):
+            return SimpleNamespace(logits=self.linear(x))
+
+    x = torch.as_tensor(np.random.default_rng(0).normal(size=(64, 4)), dtype=torch.float32)
+    labels = (x[:, 0] > 0).long().numpy()
+    targets = Targets(
+        [""] * 64, None, 4 * np.eye(2, dtype=np.float32)[labels], labels, np.ones(64, np.float32)
+    )
+
+    def distance_travelled(decay):
+        torch.manual_seed(0)
+        head = Head()
+        start = head.linear.weight.detach().clone()
+        options = DistillConfig(output="unused", ema_decay=decay, early_stopping_patience=0)
+        log = fit_static(head, (x, targets), (x, targets), SINGLE_LABEL, options, epochs=20, rate=0.1)
+        losses = [entry["eval_loss"] for entry in log if "eval_loss" in entry]
+        return (head.linear.weight - start).norm().item(), losses
+
+    (trained, trained_losses), (averaged, averaged_losses) = (
+        distance_travelled(0.0),
+        distance_travelled(0.9999),
+    )
+    first_step = 0.1 * np.sqrt(8)  # Adam moves each of the 8 weights by about the learning rate
+    assert averaged < 1.5 * first_step < trained
+    assert min(averaged_losses) > min(trained_losses)  # the validation loss is the kept weights'
 
 
 def test_unlabelled_texts_are_added_as_teacher_labelled_rows(teacher, tmp_path):
@@ -352,8 +461,11 @@ def test_multi_label_and_regression_students(task, tiny_bert, review_frame, tmp_
     else:
         frame["label"] = [f"{label}|long" if len(text.split()) > 8 else label for text, label in frame.values]
     frame.to_csv(tmp_path / "data.csv", index=False)
+    # The multi-label teacher learns "long" and barely separates sentiment: its sentiment logits vary from
+    # text to text in the second decimal at 2e-3, and at 5e-3 only in the third, below a student's noise.
+    rate = 2e-3 if task == "multi_label" else 5e-3
     config = run_config(
-        tiny_bert, str(tmp_path / "data.csv"), tmp_path / "teacher", epochs=10.0, learning_rate=5e-3
+        tiny_bert, str(tmp_path / "data.csv"), tmp_path / "teacher", epochs=10.0, learning_rate=rate
     )
     config.data.task, config.data.label_delimiter = task, ("|" if task == "multi_label" else None)
     teacher = train(config).output
@@ -371,7 +483,7 @@ def test_multi_label_and_regression_students(task, tiny_bert, review_frame, tmp_
         # Raw logits: each run fits its own calibration temperature, so probabilities are not comparable.
         texts = CLEAR + list(frame["text"][:40])
         ours, theirs = student.logits(texts)[:, 1:] > 0, reference.logits(texts)[:, 1:] > 0
-        assert float((ours == theirs).mean()) >= 0.8  # 0.88-0.91 seen: static vectors of a random tiny BERT
+        assert float((ours == theirs).mean()) >= 0.8  # 0.98 seen: static vectors of a random tiny BERT
 
 
 def test_student_exports_to_onnx_with_the_same_predictions(student, tmp_path):
@@ -394,6 +506,7 @@ def test_student_exports_to_onnx_with_the_same_predictions(student, tmp_path):
         (["--conv-channels", "-1"], "--conv-channels must not be negative, got -1"),
         (["--augment", "-1"], "--augment must not be negative, got -1"),
         (["--head-hidden", "-1"], "--head-hidden must not be negative, got -1"),
+        (["--ema-decay", "1"], "--ema-decay must be in [0, 1), got 1.0"),
         (["--unlabelled", "missing.txt"], "--unlabelled missing.txt: file not found"),
     ],
 )
@@ -468,7 +581,7 @@ def test_distill_help_lists_its_options(capsys):
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     flags = ("--output", "--student", "--unlabelled", "--temperature", "--alpha", "--overwrite")
-    for flag in (*flags, "--static-vectors", "--head-hidden"):
+    for flag in (*flags, "--static-vectors", "--head-hidden", "--ema-decay"):
         assert flag in out
 
 

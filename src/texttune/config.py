@@ -861,6 +861,14 @@ class DistillConfig:
             "the outputs; 0: a linear head (texttune's static student before 2026-12-02)."
         },
     )
+    ema_decay: float = field(
+        default=0.99,
+        metadata={
+            "help": "static: validate and keep a moving average of the weights over training, each step "
+            "weighing the average by this much and the new weights by the rest (0.99: about the last 100 "
+            "steps); 0: the weights as they are at the end of each epoch."
+        },
+    )
     static_vectors: str = field(
         default="teacher",
         metadata={
@@ -868,6 +876,14 @@ class DistillConfig:
             "encoder, adapters merged) or base (the model the run was fine-tuned from; also used for "
             "runs whose encoder cannot be merged, such as prompt tuning).",
             "choices": STATIC_VECTOR_SOURCES,
+        },
+    )
+    contextual_vectors: bool = field(
+        default=True,
+        metadata={
+            "help": "static: start each token's vector as the encoder's average output at that token in the "
+            "training and unlabelled texts, the places the teacher classifies it in (model2vec's vector of "
+            "the token alone for tokens they lack). --no-contextual-vectors: model2vec's vectors alone."
         },
     )
     train_vectors: bool = field(
@@ -888,6 +904,7 @@ class DistillConfig:
         require_choice(self, "static_vectors", STATIC_VECTOR_SOURCES)
         require_positive(self, ("temperature", "batch_size", "pca_dims"))
         require_non_negative(self, ("early_stopping_patience", "conv_channels", "head_hidden", "augment"))
+        require_fraction(self, ("ema_decay",))
         require_positive(self, ("epochs", "learning_rate"), what="a positive number")
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(

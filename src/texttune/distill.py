@@ -133,7 +133,7 @@ def distill(run: str | Path, options: DistillConfig) -> DistillResult:
     layers = options.student_layers()
     if layers is None:
         model, log_history = train_static_student(
-            teacher_dir, manifest, predictor, targets, validation, options
+            teacher_dir, manifest, predictor, targets, validation, options, len(targets.texts) - len(variants)
         )
     else:
         model, log_history = train_layer_student(
@@ -327,8 +327,16 @@ def distillation_loss(logits, teacher_logits, labels, labelled, task: str, tempe
 # --------------------------------------------------------------------------- the static student
 
 
-def static_embeddings(encoder, tokenizer, pca_dims: int):
-    """model2vec's static vectors of ``encoder``, one row per token id of ``tokenizer`` (the teacher's).
+def static_embeddings(encoder, tokenizer, pca_dims: int, contexts: list[list[int]] | None = None):
+    """Static vectors of ``encoder``, one row per token id of ``tokenizer`` (the teacher's).
+
+    model2vec embeds each token alone (the encoder's mean output over ``[CLS] token [SEP]``). With
+    ``contexts`` (token id lists: the texts the student learns from), a token's vector is instead its
+    average output in those texts (:func:`contextual_sums`), with model2vec's vector counted as one more
+    place it took, so tokens the texts lack keep model2vec's. The teacher mean-pools those outputs to
+    classify, so the mean of a text's vectors starts near the teacher's own text vector. Both are then
+    reduced to ``pca_dims`` with model2vec's PCA; model2vec's vectors alone also take its SIF weighting,
+    which shrinks frequent tokens.
 
     model2vec distils over a cleaned copy of the tokenizer (special, added and ``[unusedN]`` tokens
     removed); its vectors are put back at the teacher tokenizer's ids, and the ids it has no vector for
@@ -339,8 +347,10 @@ def static_embeddings(encoder, tokenizer, pca_dims: int):
         and whether model2vec normalises text vectors.
     """
     from model2vec.distill import distill_from_model
+    from model2vec.distill.inference import apply_pca
 
-    static = distill_from_model(encoder, tokenizer, pca_dims=pca_dims, quantize_to="float32")
+    settings = {"pca_dims": pca_dims} if contexts is None else {"pca_dims": None, "sif_coefficient": None}
+    static = distill_from_model(encoder, tokenizer, quantize_to="float32", **settings)
     vectors = np.asarray(static.embedding, dtype=np.float32)
     if static.token_mapping is not None or static.weights is not None:  # only with vocabulary quantization
         raise ConfigError(
@@ -355,7 +365,37 @@ def static_embeddings(encoder, tokenizer, pca_dims: int):
             ignored.add(index)
         else:
             matrix[index] = vectors[row]
+    if contexts is not None:
+        sums, counts = contextual_sums(encoder, tokenizer, contexts, len(matrix))
+        kept = np.setdiff1d(np.arange(len(matrix)), sorted(ignored))
+        averaged = (sums[kept] + matrix[kept]) / (counts[kept, None] + 1.0)
+        reduced = apply_pca(averaged, pca_dims)
+        matrix = np.zeros((len(matrix), reduced.shape[1]), dtype=np.float32)
+        matrix[kept] = reduced
     return matrix, sorted(ignored), bool(static.normalize)
+
+
+def contextual_sums(encoder, tokenizer, contexts: list[list[int]], rows: int, batch_size: int = 64):
+    """The sum of ``encoder``'s outputs at every place each token id takes in ``contexts`` (token id
+    lists), ``(rows, width)``, and the number of places, ``(rows,)``; texts of like length batched together."""
+    import torch
+
+    order = sorted(range(len(contexts)), key=lambda i: len(contexts[i]))
+    sums, counts = None, torch.zeros(rows)
+    encoder.eval()
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            batch = [{"input_ids": contexts[i]} for i in order[start : start + batch_size]]
+            padded = tokenizer.pad(batch, return_tensors="pt")
+            hidden = encoder(**padded).last_hidden_state.float()
+            counted = padded["attention_mask"].bool()
+            ids = padded["input_ids"][counted]
+            if sums is None:
+                sums = torch.zeros(rows, hidden.shape[-1])
+            sums.index_add_(0, ids, hidden[counted])
+            counts.index_add_(0, ids, torch.ones(len(ids)))
+    logger.info("static student: token vectors averaged over %d texts", len(contexts))
+    return sums.numpy(), counts.numpy()
 
 
 def vector_source(manifest: RunManifest, requested: str) -> str:
@@ -385,9 +425,12 @@ def vector_encoder(teacher: Path, manifest: RunManifest, requested: str):
     return load_base_model(base_model_path(teacher, manifest, fix))
 
 
-def static_student(teacher: Path, manifest: RunManifest, tokenizer, options: DistillConfig):
-    """A :class:`~texttune.heads.PooledClassifier` over model2vec vectors of :func:`vector_encoder`: the text
-    vector (the mean, plus the filters' windows), then a head with ``--head-hidden`` ReLU units (0: linear)."""
+def static_student(
+    teacher: Path, manifest: RunManifest, tokenizer, options: DistillConfig, contexts: list[list[int]] | None
+):
+    """A :class:`~texttune.heads.PooledClassifier` over the static vectors (:func:`static_embeddings`) of
+    :func:`vector_encoder`, averaged over ``contexts`` if given: the text vector (the mean, plus the filters'
+    windows), then a head with ``--head-hidden`` ReLU units (0: linear)."""
     import torch
     from transformers import AutoConfig
 
@@ -395,7 +438,7 @@ def static_student(teacher: Path, manifest: RunManifest, tokenizer, options: Dis
     from .static_model import StaticEmbeddingConfig, StaticEmbeddingModel
 
     encoder = vector_encoder(teacher, manifest, options.static_vectors)
-    matrix, ignored, normalize = static_embeddings(encoder, tokenizer, options.pca_dims)
+    matrix, ignored, normalize = static_embeddings(encoder, tokenizer, options.pca_dims, contexts)
     labels = AutoConfig.from_pretrained(str(teacher))  # the label names and problem type
     config = StaticEmbeddingConfig(
         vocab_size=matrix.shape[0],
@@ -453,38 +496,39 @@ class TokenRows:
         return {"input_ids": padded["input_ids"], "attention_mask": padded["attention_mask"]}
 
 
-def train_static_student(teacher, manifest, predictor, targets: Targets, validation: Targets, options):
-    """Build the static student and train it, keeping the best epoch on validation: the token vectors with
-    the filters and head (at a tenth of their rate), or with ``--no-train-vectors`` the filters and head
-    alone (the head alone on cached text vectors when there are no filters)."""
-    model = static_student(teacher, manifest, predictor.tokenizer, options)
+def train_static_student(
+    teacher, manifest, predictor, targets: Targets, validation: Targets, options, contexts: int
+):
+    """Build the static student (token vectors averaged over the first ``contexts`` training texts: those
+    given, not the --augment variants) and train it, keeping the best epoch on validation: the token
+    vectors with the filters and head (at a tenth of their rate), or with ``--no-train-vectors`` the
+    filters and head alone (the head alone on cached text vectors when there are no filters)."""
+    rows = TokenRows(predictor, targets.texts, targets.pairs)
+    averaged_over = rows.ids[:contexts] if options.contextual_vectors else None
+    model = static_student(teacher, manifest, predictor.tokenizer, options, averaged_over)
     if options.train_vectors or options.conv_channels:  # the convolution reads tokens, not text vectors
         model.base.requires_grad_(True)
         model.base.embeddings.requires_grad_(options.train_vectors)
-        module, inputs = model, lambda t: TokenRows(predictor, t.texts, t.pairs)
+        module, train = model, rows
+        valid = TokenRows(predictor, validation.texts, validation.pairs)
     else:
-        module, inputs = model.head, lambda t: text_vectors(model, predictor, t.texts, t.pairs)
+        module = model.head
+        train, valid = (text_vectors(model, predictor, t.texts, t.pairs) for t in (targets, validation))
     defaults = STATIC_DEFAULTS if options.train_vectors else STATIC_HEAD_DEFAULTS
     epochs = int(options.epochs or defaults["epochs"])
     rate = options.learning_rate or defaults["learning_rate"]
-    log = fit_static(
-        module,
-        (inputs(targets), targets),
-        (inputs(validation), validation),
-        manifest.task,
-        options,
-        epochs,
-        rate,
-    )
+    log = fit_static(module, (train, targets), (valid, validation), manifest.task, options, epochs, rate)
     return model.eval(), log
 
 
 def fit_static(
     module, train, validation, task: str, options, epochs: int, rate: float
 ) -> list[dict[str, Any]]:
-    """Mini-batch AdamW on the distillation loss; ``module`` ends with its weights of the best validation loss.
+    """Mini-batch AdamW on the distillation loss; ``module`` ends with the weights of the best validation loss.
 
-    Training stops early after ``options.early_stopping_patience`` epochs without a better validation loss.
+    The weights validated and kept are a moving average of the trained ones (:func:`weight_average`;
+    ``--ema-decay 0``: the trained ones). Training stops early after ``options.early_stopping_patience``
+    epochs without a better validation loss.
 
     ``module`` is the head (inputs: text vectors) or the whole static student (inputs: :class:`TokenRows`).
     """
@@ -493,22 +537,18 @@ def fit_static(
     def tensors(x, t: Targets):
         return x, torch.as_tensor(t.teacher_logits), torch.as_tensor(t.labels), torch.as_tensor(t.labelled)
 
-    def loss_of(batch) -> torch.Tensor:
+    def loss_of(model, batch) -> torch.Tensor:
         x, teacher_logits, labels, labelled = batch
-        logits = (module(**x) if isinstance(x, dict) else module(x)).logits
+        logits = (model(**x) if isinstance(x, dict) else model(x)).logits
         return distillation_loss(
             logits, teacher_logits, labels, labelled, task, options.temperature, options.alpha
         )
 
     train_t, valid_t = tensors(*train), tensors(*validation)
     every_validation_row = torch.arange(len(valid_t[0]))
-    trained = [(name, p) for name, p in module.named_parameters() if p.requires_grad]
-    vectors = [p for name, p in trained if name.startswith("base.embeddings.")]
-    head = [p for name, p in trained if not name.startswith("base.embeddings.")]
-    groups = [{"params": head}] + (
-        [{"params": vectors, "lr": rate / 10, "weight_decay": 0.0}] if vectors else []
-    )
-    optimizer = torch.optim.AdamW(groups, lr=rate, weight_decay=1e-4)
+    optimizer = static_optimizer(module, rate)
+    average = weight_average(module, options.ema_decay)
+    kept = module if average is None else average.module
     generator = torch.Generator().manual_seed(options.seed)
     rows = len(train_t[0])
     best, best_state, best_epoch, log, step = float("inf"), None, 0, [], 0
@@ -516,21 +556,23 @@ def fit_static(
         module.train()
         total = 0.0
         for idx in torch.randperm(rows, generator=generator).split(options.batch_size):
-            loss = loss_of([t[idx] for t in train_t])
+            loss = loss_of(module, [t[idx] for t in train_t])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            if average is not None:
+                average.update_parameters(module)
             total += loss.item() * len(idx)
             step += 1
-        module.eval()
+        kept.eval()
         with torch.no_grad():
-            valid_loss = float(loss_of([t[every_validation_row] for t in valid_t]))
+            valid_loss = float(loss_of(kept, [t[every_validation_row] for t in valid_t]))
         log += [
             {"loss": round(total / rows, 6), "epoch": float(epoch), "step": step},
             {"eval_loss": round(valid_loss, 6), "epoch": float(epoch), "step": step},
         ]
         if valid_loss < best:
-            best, best_state, best_epoch = valid_loss, copy.deepcopy(module.state_dict()), epoch
+            best, best_state, best_epoch = valid_loss, copy.deepcopy(kept.state_dict()), epoch
         elif options.early_stopping_patience and epoch - best_epoch >= options.early_stopping_patience:
             break
     module.load_state_dict(best_state)
@@ -538,6 +580,35 @@ def fit_static(
         "static student: best validation distillation loss %.4f at epoch %d of %d", best, best_epoch, epoch
     )
     return log
+
+
+def static_optimizer(module, rate: float):
+    """AdamW over ``module``'s trained weights; the token vectors (when they train) at a tenth of ``rate``
+    and without weight decay."""
+    import torch
+
+    trained = [(name, p) for name, p in module.named_parameters() if p.requires_grad]
+    vectors = [p for name, p in trained if name.startswith("base.embeddings.")]
+    head = [p for name, p in trained if not name.startswith("base.embeddings.")]
+    groups = [{"params": head}] + (
+        [{"params": vectors, "lr": rate / 10, "weight_decay": 0.0}] if vectors else []
+    )
+    return torch.optim.AdamW(groups, lr=rate, weight_decay=1e-4)
+
+
+def weight_average(module, decay: float):
+    """``--ema-decay``: an exponential moving average of ``module``'s weights (torch's ``AveragedModel``),
+    updated after every optimizer step; None for 0.
+
+    Trained at a constant rate, the static student's weights jump from step to step, and its validation
+    loss from epoch to epoch; their average over the last hundred or so steps (decay 0.99) generalises
+    better (measured on reviews; the README's benchmark section).
+    """
+    if not decay:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(module, multi_avg_fn=get_ema_multi_avg_fn(decay))
 
 
 # --------------------------------------------------------------------------- the layer student
@@ -679,8 +750,10 @@ def student_run_manifest(
             "alpha": options.alpha,
             "train_vectors": options.train_vectors and static,
             "static_vectors": vector_source(manifest, options.static_vectors) if static else None,
+            "contextual_vectors": options.contextual_vectors and static,
             "conv_channels": options.conv_channels if static else None,
             "head_hidden": options.head_hidden if static else None,
+            "ema_decay": options.ema_decay if static else None,
             "train_rows": len(targets.texts) - unlabelled - augmented,
             "unlabelled_rows": unlabelled,
             "augment": options.augment,
