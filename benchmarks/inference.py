@@ -6,8 +6,9 @@ For each dataset (default `rotten_tomatoes` and `tweet_sentiment`):
 1. a teacher: the built-in `minilm` fine-tuned on --train-rows labelled training rows (or --teacher
    DATASET=RUN), exported to ONNX fp32 and to ONNX int8 (with the export's accuracy check);
 2. its students, distilled on the teacher's soft labels over those rows plus --unlabelled-rows other
-   training texts given without labels: `static` (model2vec token vectors: their mean and 3-token
-   filters, then a head with one hidden layer; with --augment N, a second one, row `student static
+   training texts given without labels: `static` (token vectors, each the teacher's average output at
+   the token in those texts: their mean and 3-token filters, then a head with one hidden layer; a moving
+   average of its weights kept; with --augment N, a second one, row `student static
    aug`, also learns from N variants of each text, as `texttune distill --augment N` does) and
    `layers:2` (the teacher's first two layers), the latter exported to ONNX int8;
 3. TF-IDF + logistic regression fitted on the same labelled rows;

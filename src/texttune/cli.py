@@ -222,9 +222,10 @@ def _add_run_commands(sub) -> None:
         "Distil a run into a much faster student run (static embeddings or fewer layers).",
         "Train a student on the run's predictions (soft labels at --temperature, mixed with the given labels "
         "by --alpha) over the run's training texts plus any --unlabelled texts, and write it as a run to "
-        "--output: predict, evaluate, export and serve use it like any run. --student static (model2vec "
-        "vectors of the run's tokens, their mean and 3-token filters, then a small head; needs pip install "
-        "'texttune[distill]') or layers:N (the run's first N transformer layers).",
+        "--output: predict, evaluate, export and serve use it like any run. --student static (a vector per "
+        "token: the run's average output at it in those texts, model2vec's for the rest; their mean and "
+        "3-token filters, then a small head; needs pip install 'texttune[distill]') or layers:N (the run's "
+        "first N transformer layers).",
         DistillConfig,
         run=True,
     )

@@ -6,11 +6,12 @@ labels every training text (plus any ``--unlabelled`` texts, and the ``--augment
 :func:`distillation_loss`. Two students:
 
 - ``static`` (model2vec): the teacher's fine-tuned encoder (:func:`vector_encoder`) distilled into one
-  vector per token of the teacher's own tokenizer (:func:`static_embeddings`, with model2vec's PCA and SIF
-  weighting); a text is the normalised mean of its token vectors beside 256 filters over windows of 3
-  tokens, each max-pooled over the text (:class:`texttune.static_model.StaticEmbeddingModel`), and a head
-  with one hidden layer classifies it; the vectors and filters train with the head. No transformer runs at
-  prediction time.
+  vector per token of the teacher's own tokenizer (:func:`static_embeddings`: the encoder's average output
+  at the token in the training texts, model2vec's vector of the token alone where they lack it, reduced by
+  model2vec's PCA); a text is the normalised mean of its token vectors beside 256 filters over windows of
+  3 tokens, each max-pooled over the text (:class:`texttune.static_model.StaticEmbeddingModel`), and a
+  head with one hidden layer classifies it; the vectors and filters train with the head, and a moving
+  average of the weights is kept (:func:`weight_average`). No transformer runs at prediction time.
 - ``layers:N``: the teacher's embeddings and first N transformer layers (and its pooling and head, as a
   starting point), fine-tuned with texttune's ``Trainer``.
 
