@@ -504,10 +504,15 @@ def train_static_student(
     given, not the --augment variants) and train it, keeping the best epoch on validation: the token
     vectors with the filters and head (at a tenth of their rate), or with ``--no-train-vectors`` the
     filters and head alone (the head alone on cached text vectors when there are no filters)."""
-    rows = TokenRows(predictor, targets.texts, targets.pairs)
+    reads_tokens = options.train_vectors or options.conv_channels  # the convolution reads tokens
+    rows = (
+        TokenRows(predictor, targets.texts, targets.pairs)
+        if reads_tokens or options.contextual_vectors
+        else None
+    )
     averaged_over = rows.ids[:contexts] if options.contextual_vectors else None
     model = static_student(teacher, manifest, predictor.tokenizer, options, averaged_over)
-    if options.train_vectors or options.conv_channels:  # the convolution reads tokens, not text vectors
+    if reads_tokens:  # else the head trains alone on text vectors, computed once
         model.base.requires_grad_(True)
         model.base.embeddings.requires_grad_(options.train_vectors)
         module, train = model, rows
